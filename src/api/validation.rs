@@ -1,0 +1,170 @@
+//! Spec checks the controller repeats in code: the CRD schema enforces them at
+//! admission, but objects stored before a schema change, or a cluster whose
+//! CRD is outdated, must still get a clear `InvalidSpec` instead of a bad
+//! replica. Pure functions, no I/O.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use k8s_openapi::ByteString;
+
+use super::{GenericSecretSpec, LABEL_PREFIX, SecretData};
+
+/// Largest Secret Kubernetes stores (etcd object limit), in bytes.
+const MAX_SECRET_BYTES: usize = 1024 * 1024;
+
+/// The Kubernetes object name for an AI Core secret name (DESIGN §4):
+/// lowercase, `_` → `-`. `MY_GENERIC_SECRET` → `my-generic-secret`.
+pub fn kubernetes_name(ai_core_name: &str) -> String {
+    ai_core_name.to_ascii_lowercase().replace('_', "-")
+}
+
+/// Decoded inline data, or a message that says what to fix.
+pub fn decode_data(data: &SecretData) -> Result<BTreeMap<String, ByteString>, String> {
+    if data.0.is_empty() {
+        return Err("data must contain at least one key".to_owned());
+    }
+    let mut decoded = BTreeMap::new();
+    let mut total = 0;
+    for (key, value) in &data.0 {
+        check_data_key(key)?;
+        let bytes = STANDARD
+            .decode(value)
+            .map_err(|e| format!("data[{key}] is not valid base64: {e}"))?;
+        total += bytes.len();
+        decoded.insert(key.clone(), ByteString(bytes));
+    }
+    if total > MAX_SECRET_BYTES {
+        return Err(format!(
+            "data is {total} bytes decoded; a Secret holds at most {MAX_SECRET_BYTES}"
+        ));
+    }
+    Ok(decoded)
+}
+
+/// A valid Secret data key: `[-._a-zA-Z0-9]+`, at most 253 characters.
+pub fn check_data_key(key: &str) -> Result<(), String> {
+    let valid_chars = key
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if key.is_empty() || key.len() > 253 || !valid_chars || key == "." || key == ".." {
+        return Err(format!(
+            "data key {key:?} is not a valid Secret key (alphanumerics, '-', '_', '.'; at most 253)"
+        ));
+    }
+    Ok(())
+}
+
+/// Everything the schema also says, checked again in code.
+pub fn validate_spec(spec: &GenericSecretSpec) -> Result<(), String> {
+    match (&spec.data, &spec.data_from) {
+        (Some(data), None) => decode_data(data).map(drop)?,
+        (None, Some(_)) => {}
+        _ => return Err("exactly one of data or dataFrom must be set".to_owned()),
+    }
+    for key in spec.labels.keys() {
+        if !key.starts_with(LABEL_PREFIX) {
+            return Err(format!("label key {key:?} must start with {LABEL_PREFIX}"));
+        }
+    }
+    if let Some(name) = &spec.secret_name {
+        check_secret_name(name)?;
+    }
+    Ok(())
+}
+
+/// AI Core names: alphanumerics, `_` and `-`, starting and ending with an
+/// alphanumeric, so that the mapped Kubernetes name is a DNS subdomain.
+pub fn check_secret_name(name: &str) -> Result<(), String> {
+    let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    let chars_ok = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if name.len() > 253
+        || !chars_ok
+        || !ends_ok(name.chars().next())
+        || !ends_ok(name.chars().last())
+    {
+        return Err(format!(
+            "secretName {name:?} must be alphanumerics, '_' or '-', start and end alphanumeric, at most 253"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{DataFrom, Scope, SecretRef};
+    use proptest::prelude::*;
+
+    fn spec(data: &[(&str, &str)]) -> GenericSecretSpec {
+        GenericSecretSpec {
+            scope: Scope::TenantWide,
+            secret_name: None,
+            type_: "Opaque".into(),
+            data: Some(SecretData(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )),
+            data_from: None,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn maps_ai_core_names_to_kubernetes_names() {
+        assert_eq!(kubernetes_name("MY_GENERIC_SECRET"), "my-generic-secret");
+        assert_eq!(kubernetes_name("my-generic-secret"), "my-generic-secret");
+    }
+
+    #[test]
+    fn rejects_invalid_base64_naming_the_key() {
+        let err = validate_spec(&spec(&[("token", "not base64!")])).expect_err("invalid");
+        assert!(err.contains("data[token] is not valid base64"), "{err}");
+    }
+
+    #[test]
+    fn rejects_empty_data_and_bad_keys() {
+        assert!(validate_spec(&spec(&[])).is_err());
+        let err = validate_spec(&spec(&[("a/b", "YQ==")])).expect_err("bad key");
+        assert!(err.contains("not a valid Secret key"), "{err}");
+    }
+
+    #[test]
+    fn rejects_foreign_label_prefix() {
+        let mut s = spec(&[("a", "YQ==")]);
+        s.labels.insert("team".into(), "ml".into());
+        let err = validate_spec(&s).expect_err("label");
+        assert!(err.contains("must start with ext.ai.sap.com/"), "{err}");
+    }
+
+    #[test]
+    fn requires_exactly_one_data_source() {
+        let mut s = spec(&[("a", "YQ==")]);
+        s.data_from = Some(DataFrom {
+            secret_ref: SecretRef { name: "src".into() },
+        });
+        assert!(validate_spec(&s).is_err());
+        s.data = None;
+        assert!(validate_spec(&s).is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_roundtrip_through_base64(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let s = spec(&[("k", &STANDARD.encode(&bytes))]);
+            let decoded = decode_data(s.data.as_ref().expect("data")).expect("valid");
+            prop_assert_eq!(&decoded["k"].0, &bytes);
+        }
+
+        #[test]
+        fn valid_secret_names_map_to_dns_subdomains(name in "[A-Za-z0-9]([A-Za-z0-9_-]{0,40}[A-Za-z0-9])?") {
+            prop_assert!(check_secret_name(&name).is_ok());
+            let k8s = kubernetes_name(&name);
+            prop_assert!(k8s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        }
+    }
+}

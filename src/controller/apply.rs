@@ -1,0 +1,357 @@
+//! The I/O steps of a reconcile: read the data, write replicas, delete the
+//! ones no longer planned, patch status, and clean up on deletion. Decisions
+//! come from `plan` and `status`; this module only carries them out.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::plan::{self, Blocked, Plan, Target};
+use super::status::{self, Outcome};
+use super::{Context, Error};
+use crate::api::validation::decode_data;
+use crate::api::{GenericSecret, GenericSecretStatus};
+use crate::replicas::{self, Data, MANAGER};
+
+/// The apply branch of the finalizer: make every planned replica current.
+pub async fn apply(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let now = ctx.now();
+    let (namespaces, all) = ctx.world();
+    let snap = ctx.snapshot(&namespaces, &all, now);
+    let plan = match plan::plan(&gs, &snap) {
+        Ok(plan) => plan,
+        Err(blocked) => return report_blocked(&gs, &ctx, &blocked).await,
+    };
+    let data = match read_data(&gs, &ctx).await? {
+        Ok(data) => data,
+        Err(blocked) => {
+            report_blocked(&gs, &ctx, &blocked).await?;
+            // The source Secret is not watched unless labelled; look again soon.
+            return Ok(Action::requeue(ctx.config.source_retry));
+        }
+    };
+    let hash = replicas::data_hash(&data);
+    let observed: Vec<(Target, Outcome)> = plan
+        .targets
+        .iter()
+        .map(|t| (t.clone(), observe(&gs, &plan, t, &data, &ctx)))
+        .collect();
+    let before = status::replicated_status(&gs, &plan, &observed, &hash, now);
+    let gs = patch_status(&gs, &ctx, before).await?;
+
+    let mut outcomes = Vec::with_capacity(plan.targets.len());
+    let mut wrote = false;
+    for (target, seen) in observed {
+        let outcome = match seen {
+            Outcome::Pending => ensure_replica(&gs, &plan, &target, &data, &ctx).await,
+            other => other,
+        };
+        wrote |= outcome == Outcome::Written;
+        outcomes.push((target, outcome));
+    }
+    wrote |= delete_unplanned(&gs, &plan, &ctx).await?;
+    let after = status::replicated_status(&gs, &plan, &outcomes, &hash, ctx.now());
+    let failed = outcomes
+        .iter()
+        .any(|(_, o)| matches!(o, Outcome::Failed(_)));
+    patch_status(&gs, &ctx, after).await?;
+
+    for peer in &plan.notify {
+        ctx.notify(peer.clone());
+    }
+    if wrote {
+        for peer in plan::affected_by_removal(&gs, &snap) {
+            ctx.notify(peer);
+        }
+    }
+    if failed {
+        return Err(Error::Replicas);
+    }
+    Ok(ctx.requeue_until(plan.wake_at, now))
+}
+
+/// Data as bytes: decoded inline, or read from the referenced Secret.
+/// The outer error is transient; the inner one is the user's to fix.
+async fn read_data(gs: &GenericSecret, ctx: &Context) -> Result<Result<Data, Blocked>, Error> {
+    if let Some(inline) = &gs.spec.data {
+        return Ok(decode_data(inline).map_err(Blocked::InvalidSpec));
+    }
+    let Some(from) = &gs.spec.data_from else {
+        return Ok(Err(Blocked::InvalidSpec(
+            "data or dataFrom must be set".into(),
+        )));
+    };
+    let ns = gs.namespace().unwrap_or_default();
+    let name = &from.secret_ref.name;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let source = api.get_opt(name).await.map_err(Error::ReadSource)?;
+    Ok(
+        match source.and_then(|s| s.data).filter(|d| !d.is_empty()) {
+            Some(data) => Ok(data),
+            None => Err(Blocked::InvalidSpec(format!(
+                "dataFrom.secretRef: Secret {ns}/{name} does not exist or has no data"
+            ))),
+        },
+    )
+}
+
+/// What the watch cache says about a target, without any request.
+fn observe(
+    gs: &GenericSecret,
+    plan: &Plan,
+    target: &Target,
+    data: &Data,
+    ctx: &Context,
+) -> Outcome {
+    if !target.writes() {
+        return Outcome::Yielded;
+    }
+    let desired = ctx.desired(gs, plan, target, data);
+    match ctx.cached_replica(&target.namespace, &plan.secret_name) {
+        Some(live)
+            if replicas::is_written_by(&live, gs)
+                && replicas::drift(&live, &desired).is_current() =>
+        {
+            Outcome::Current
+        }
+        _ => Outcome::Pending,
+    }
+}
+
+/// Write one replica unless an unmanaged Secret holds the name.
+async fn ensure_replica(
+    gs: &GenericSecret,
+    plan: &Plan,
+    target: &Target,
+    data: &Data,
+    ctx: &Context,
+) -> Outcome {
+    let desired = ctx.desired(gs, plan, target, data);
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &target.namespace);
+    let name = &plan.secret_name;
+    let result = async {
+        let live = api.get_opt(name).await?;
+        let unmanaged = live.as_ref().is_some_and(|l| !replicas::is_managed(l));
+        if unmanaged && !ctx.config.adopt_existing {
+            return Ok(Outcome::Conflict(format!(
+                "Secret {}/{name} exists and is not managed by {MANAGER}; delete or rename it, \
+                 or run the operator with --adopt-existing",
+                target.namespace
+            )));
+        }
+        let drift = live
+            .as_ref()
+            .filter(|l| replicas::is_written_by(l, gs))
+            .map(|l| replicas::drift(l, &desired));
+        if drift.as_ref().is_some_and(|d| d.is_current()) {
+            return Ok(Outcome::Current);
+        }
+        // Ours (or adopted): force takes the fields over from other managers.
+        let params = PatchParams::apply(MANAGER).force();
+        let written = api.patch(name, &params, &Patch::Apply(&desired)).await?;
+        remove_foreign_fields(&api, &written, &desired).await?;
+        tracing::info!(namespace = %target.namespace, secret = %name, "replica written");
+        Ok::<_, kube::Error>(Outcome::Written)
+    };
+    match result.await {
+        Ok(outcome) => {
+            if let Outcome::Conflict(msg) = &outcome {
+                ctx.publish(gs, EventType::Warning, "Conflict", msg).await;
+            }
+            outcome
+        }
+        Err(e) => Outcome::Failed(format!("writing Secret {}/{name}: {e}", target.namespace)),
+    }
+}
+
+/// Server-side apply leaves fields of other managers alone; data keys and AI
+/// Core labels that someone added by hand are removed with a merge patch.
+async fn remove_foreign_fields(
+    api: &Api<Secret>,
+    live: &Secret,
+    desired: &Secret,
+) -> Result<(), kube::Error> {
+    let drift = replicas::drift(live, desired);
+    if drift.extra_data_keys.is_empty() && drift.extra_labels.is_empty() {
+        return Ok(());
+    }
+    let nulls = |keys: &[String]| {
+        keys.iter()
+            .map(|k| (k.clone(), serde_json::Value::Null))
+            .collect::<serde_json::Map<_, _>>()
+    };
+    let patch = json!({
+        "metadata": {"labels": nulls(&drift.extra_labels)},
+        "data": nulls(&drift.extra_data_keys),
+    });
+    api.patch(
+        &live.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Delete this object's replicas in namespaces the plan no longer targets
+/// (a namespace unlabelled, say). Returns whether anything was deleted.
+async fn delete_unplanned(gs: &GenericSecret, plan: &Plan, ctx: &Context) -> Result<bool, Error> {
+    let mut deleted = false;
+    for replica in ctx.cached_replicas_of(gs) {
+        let ns = replica.namespace().unwrap_or_default();
+        let planned = plan.targets.iter().any(|t| t.namespace == ns)
+            && replica.name_any() == plan.secret_name;
+        if !planned {
+            delete_replica(ctx, &replica)
+                .await
+                .map_err(Error::DeleteReplica)?;
+            deleted = true;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Delete a replica we wrote, and only that exact object.
+async fn delete_replica(ctx: &Context, replica: &Secret) -> Result<(), kube::Error> {
+    let ns = replica.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: replica.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(&replica.name_any(), &params).await {
+        Ok(_) => {
+            tracing::info!(namespace = %ns, secret = %replica.name_any(), "replica deleted");
+            Ok(())
+        }
+        // Already gone, or replaced by another object: nothing of ours left.
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The cleanup branch of the finalizer: remove exactly this object's replicas,
+/// handing a shared name over to the object that takes it (shadowing).
+pub async fn cleanup(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let (namespaces, all) = ctx.world();
+    let snap = ctx.snapshot(&namespaces, &all, ctx.now());
+    // Ask the API, not the cache: a replica written just now must go too.
+    let replicas = ctx
+        .list_replicas_of(&gs)
+        .await
+        .map_err(Error::DeleteReplica)?;
+    for replica in replicas {
+        let ns = replica.namespace().unwrap_or_default();
+        if let Some(successor) = plan::successor_in(&gs, &ns, &snap) {
+            ctx.notify(successor);
+            continue;
+        }
+        delete_replica(&ctx, &replica)
+            .await
+            .map_err(Error::DeleteReplica)?;
+    }
+    for peer in plan::affected_by_removal(&gs, &snap) {
+        ctx.notify(peer);
+    }
+    ctx.publish(&gs, EventType::Normal, "Deleted", "replicas removed")
+        .await;
+    Ok(Action::await_change())
+}
+
+async fn report_blocked(
+    gs: &GenericSecret,
+    ctx: &Context,
+    blocked: &Blocked,
+) -> Result<Action, Error> {
+    let status = status::blocked_status(gs, blocked, ctx.now());
+    patch_status(gs, ctx, status).await?;
+    // Blocked objects wait for a change (theirs, a namespace's or a peer's).
+    Ok(Action::await_change())
+}
+
+/// Patch status when it changed; publish an event when Ready changed reason.
+async fn patch_status(
+    gs: &GenericSecret,
+    ctx: &Context,
+    status: GenericSecretStatus,
+) -> Result<GenericSecret, Error> {
+    let old = gs.status.as_ref();
+    if old == Some(&status) {
+        return Ok(gs.clone());
+    }
+    let reason = |s: Option<&GenericSecretStatus>| {
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| (c.reason.clone(), c.status.clone(), c.message.clone()))
+    };
+    let (before, after) = (reason(old), reason(Some(&status)));
+    let api: Api<GenericSecret> =
+        Api::namespaced(ctx.client.clone(), &gs.namespace().unwrap_or_default());
+    let body = json!({
+        "apiVersion": "aicore.dev/v1alpha1",
+        "kind": "GenericSecret",
+        "status": status,
+    });
+    let params = PatchParams::apply(MANAGER).force();
+    let patched = api
+        .patch_status(&gs.name_any(), &params, &Patch::Apply(&body))
+        .await
+        .map_err(Error::PatchStatus)?;
+    if let Some((reason, ready, message)) =
+        after.filter(|a| before.as_ref().map(|b| &b.0) != Some(&a.0))
+    {
+        let kind = if ready == "True" {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        ctx.publish(gs, kind, &reason, &message).await;
+    }
+    Ok(patched)
+}
+
+impl Context {
+    fn desired(&self, gs: &GenericSecret, plan: &Plan, target: &Target, data: &Data) -> Secret {
+        replicas::desired_secret(
+            gs,
+            &self.config.tenant_namespace,
+            &plan.secret_name,
+            &target.namespace,
+            data,
+        )
+    }
+
+    /// Publish an event; failures are logged, never fatal.
+    pub async fn publish(&self, gs: &GenericSecret, type_: EventType, reason: &str, note: &str) {
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &gs.object_ref(&())).await {
+            tracing::warn!(error = %e, "publishing event failed");
+        }
+    }
+
+    /// Namespaces in the cache, as name → resource-group id.
+    pub fn namespace_map(&self) -> BTreeMap<String, Option<String>> {
+        self.namespaces
+            .state()
+            .iter()
+            .map(|ns| {
+                let rg = ns.labels().get(crate::api::RESOURCE_GROUP_LABEL).cloned();
+                (ns.name_any(), rg.filter(|id| !id.is_empty()))
+            })
+            .collect()
+    }
+}

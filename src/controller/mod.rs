@@ -1,0 +1,329 @@
+//! The GenericSecret controller: watches, the shared [`Context`], the
+//! reconcile entry point (a finalizer dispatching to `apply::apply` and
+//! `apply::cleanup`) and the error policy.
+
+mod apply;
+pub mod plan;
+pub mod status;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::channel::mpsc;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::ListParams;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+
+use crate::api::{GenericSecret, Scope};
+use crate::replicas::{self, MANAGED_BY_LABEL, MANAGER, OWNER_LABEL, TENANT_LABEL};
+use plan::{Rules, Snapshot};
+
+/// Finalizer that guards replica cleanup.
+pub const FINALIZER: &str = "aicore.dev/replicas";
+
+/// How the operator runs; set from `generic-secrets-operator run` flags.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub tenant_namespace: String,
+    pub override_interval: SignedDuration,
+    pub max_tenant_wide: usize,
+    /// Take over existing Secrets that lack the managed-by label.
+    pub adopt_existing: bool,
+    /// Only namespaces matching this label selector belong to this
+    /// installation (several tenants in one cluster); None: all namespaces.
+    pub namespace_selector: Option<String>,
+    /// Periodic full reconcile, a safety net behind the watches.
+    pub resync_interval: Duration,
+    /// Retry delay when a `dataFrom` source Secret is missing.
+    pub source_retry: Duration,
+}
+
+/// Everything a reconcile needs, shared by all of them.
+pub struct Context {
+    pub client: Client,
+    /// Publishes Kubernetes Events on GenericSecrets.
+    pub recorder: Recorder,
+    pub config: Config,
+    /// The planner's view of `config`.
+    rules: Rules,
+    /// The controller's own cache of GenericSecrets.
+    pub generic_secrets: Store<GenericSecret>,
+    /// Namespaces of this installation (label-selected when configured).
+    pub namespaces: Store<Namespace>,
+    /// Replicas written by this installation (label-selected).
+    pub replicas: Store<Secret>,
+    /// Asks the controller to reconcile another object (shadowing peers,
+    /// quota waiters).
+    notify: mpsc::UnboundedSender<ObjectRef<GenericSecret>>,
+    /// Consecutive failures per object, for the retry backoff.
+    failures: Mutex<HashMap<ObjectRef<GenericSecret>, u32>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading the dataFrom source Secret")]
+    ReadSource(#[source] kube::Error),
+    #[error("patching status")]
+    PatchStatus(#[source] kube::Error),
+    #[error("writing replicas failed in some namespaces (see status)")]
+    Replicas,
+    #[error("deleting replicas")]
+    DeleteReplica(#[source] kube::Error),
+    #[error("finalizer")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// Bounded name of the failed step, for logs and metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::ReadSource(_) => "read_source",
+            Error::PatchStatus(_) => "patch_status",
+            Error::Replicas => "write_replicas",
+            Error::DeleteReplica(_) => "delete_replica",
+            Error::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+impl Context {
+    pub fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+
+    /// The cached namespaces and GenericSecrets, read once per reconcile.
+    fn world(&self) -> (BTreeMap<String, Option<String>>, Vec<Arc<GenericSecret>>) {
+        (self.namespace_map(), self.generic_secrets.state())
+    }
+
+    fn snapshot<'a>(
+        &'a self,
+        namespaces: &'a BTreeMap<String, Option<String>>,
+        all: &'a [Arc<GenericSecret>],
+        now: Timestamp,
+    ) -> Snapshot<'a> {
+        Snapshot {
+            rules: &self.rules,
+            namespaces,
+            generic_secrets: all,
+            now,
+        }
+    }
+
+    fn notify(&self, object: ObjectRef<GenericSecret>) {
+        // The receiver lives as long as the controller; a send can only fail
+        // during shutdown, when nothing needs reconciling any more.
+        let _ = self.notify.unbounded_send(object);
+    }
+
+    fn cached_replica(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
+        self.replicas.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    fn cached_replicas_of(&self, gs: &GenericSecret) -> Vec<Arc<Secret>> {
+        self.replicas
+            .state()
+            .into_iter()
+            .filter(|s| replicas::is_written_by(s, gs))
+            .collect()
+    }
+
+    async fn list_replicas_of(&self, gs: &GenericSecret) -> Result<Vec<Secret>, kube::Error> {
+        let owner =
+            replicas::owner_label_value(&gs.namespace().unwrap_or_default(), &gs.name_any());
+        let params = ListParams::default().labels(&format!(
+            "{MANAGED_BY_LABEL}={MANAGER},{OWNER_LABEL}={owner}"
+        ));
+        let api: Api<Secret> = Api::all(self.client.clone());
+        let list = api.list(&params).await?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|s| replicas::is_written_by(s, gs))
+            .collect())
+    }
+
+    /// Next reconcile: when the plan changes by itself, else the resync.
+    fn requeue_until(&self, wake_at: Option<Timestamp>, now: Timestamp) -> Action {
+        let resync = self.config.resync_interval;
+        let wait = wake_at
+            .and_then(|t| Duration::try_from(t.duration_since(now)).ok())
+            .map_or(resync, |d| d.min(resync));
+        // A little past the due time, so the clock has surely passed it.
+        Action::requeue(wait + Duration::from_millis(50))
+    }
+
+    /// Whether this installation handles objects in `namespace`.
+    fn handles(&self, namespace: &str) -> bool {
+        self.config.namespace_selector.is_none()
+            || namespace == self.config.tenant_namespace
+            || self.namespaces.get(&ObjectRef::new(namespace)).is_some()
+    }
+}
+
+/// Reconcile one GenericSecret: the finalizer is the only top-level action.
+async fn reconcile(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // Plans read these caches; an empty one before its first list would
+    // look like "no resource groups" and flap status.
+    let (_, _) = tokio::join!(
+        ctx.namespaces.wait_until_ready(),
+        ctx.replicas.wait_until_ready()
+    );
+    let ns = gs.namespace().unwrap_or_default();
+    if !ctx.handles(&ns) {
+        // Another installation's namespace (or one our cache has not seen yet).
+        return Ok(Action::requeue(ctx.config.source_retry));
+    }
+    let api: Api<GenericSecret> = Api::namespaced(ctx.client.clone(), &ns);
+    let key = ObjectRef::from(gs.as_ref());
+    let result = finalizer(&api, FINALIZER, gs, |event| async {
+        match event {
+            Finalizer::Apply(gs) => apply::apply(gs, ctx.clone()).await,
+            Finalizer::Cleanup(gs) => apply::cleanup(gs, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    if result.is_ok() {
+        ctx.failures.lock().map(|mut f| f.remove(&key)).ok();
+    }
+    result
+}
+
+/// Report a failed reconcile once (log + Warning event) and back off.
+fn error_policy(gs: Arc<GenericSecret>, error: &Error, ctx: Arc<Context>) -> Action {
+    let chain = error_chain(error);
+    tracing::warn!(object = %replicas::object_key(&gs), category = error.category(), error = %chain, "reconcile failed");
+    let attempts = ctx
+        .failures
+        .lock()
+        .map(|mut f| {
+            let n = f.entry(ObjectRef::from(gs.as_ref())).or_insert(0);
+            *n += 1;
+            *n
+        })
+        .unwrap_or(1);
+    let ctx2 = ctx.clone();
+    tokio::spawn(async move {
+        ctx2.publish(&gs, EventType::Warning, "ReconcileFailed", &chain)
+            .await;
+    });
+    // 1 s, 2 s, 4 s … capped at 5 minutes.
+    let secs = 1u64 << attempts.min(9).saturating_sub(1);
+    Action::requeue(Duration::from_secs(secs.min(300)))
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(e) = source {
+        parts.push(e.to_string());
+        source = e.source();
+    }
+    parts.join(": ")
+}
+
+/// Run the controller until a shutdown signal.
+pub async fn run(client: Client, config: Config) {
+    let gsecs: Api<GenericSecret> = Api::all(client.clone());
+    let controller = Controller::new(gsecs, watcher::Config::default().any_semantic());
+    let generic_secrets = controller.store();
+
+    let ns_config = match &config.namespace_selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
+    };
+    let (namespaces, ns_writer) = reflector::store();
+    let ns_events = reflector(
+        ns_writer,
+        watcher(Api::<Namespace>::all(client.clone()), ns_config),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let replica_selector = format!(
+        "{MANAGED_BY_LABEL}={MANAGER},{TENANT_LABEL}={}",
+        config.tenant_namespace
+    );
+    let (replica_store, replica_writer) = reflector::store();
+    let replica_events = reflector(
+        replica_writer,
+        watcher(
+            Api::<Secret>::all(client.clone()),
+            watcher::Config::default().labels(&replica_selector),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let (notify, notified) = mpsc::unbounded();
+    let reporter = Reporter {
+        controller: MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        rules: Rules {
+            tenant_namespace: config.tenant_namespace.clone(),
+            override_interval: config.override_interval,
+            max_tenant_wide: config.max_tenant_wide,
+        },
+        config,
+        generic_secrets: generic_secrets.clone(),
+        namespaces: namespaces.clone(),
+        replicas: replica_store.clone(),
+        notify,
+        failures: Mutex::default(),
+    });
+
+    let tenant = ctx.config.tenant_namespace.clone();
+    let by_namespace = generic_secrets.clone();
+    let by_replica = generic_secrets;
+    controller
+        .watches_stream(ns_events, move |ns: Namespace| {
+            affected_by_namespace(&by_namespace, &tenant, &ns.name_any())
+        })
+        .watches_stream(replica_events, move |s: Secret| written_by(&by_replica, &s))
+        .reconcile_on(notified)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+}
+
+/// A namespace changed: tenant-wide objects and the objects inside it care.
+fn affected_by_namespace(
+    store: &Store<GenericSecret>,
+    tenant_namespace: &str,
+    namespace: &str,
+) -> Vec<ObjectRef<GenericSecret>> {
+    store
+        .state()
+        .iter()
+        .filter(|g| {
+            let ns = g.namespace().unwrap_or_default();
+            ns == namespace || ns == tenant_namespace && g.spec.scope == Scope::TenantWide
+        })
+        .map(|g| ObjectRef::from(g.as_ref()))
+        .collect()
+}
+
+/// A replica changed (edited, deleted): the object that wrote it looks again.
+fn written_by(store: &Store<GenericSecret>, secret: &Secret) -> Option<ObjectRef<GenericSecret>> {
+    let (ns, name) = replicas::writer_of(secret)?;
+    let key = ObjectRef::new(&name).within(&ns);
+    store.get(&key).map(|_| key)
+}

@@ -1,0 +1,405 @@
+//! Planning: which namespaces a GenericSecret writes, and who wins a Secret
+//! name that two objects want (quota, collisions, shadowing). Pure: it reads a
+//! [`Snapshot`] of the watch caches and returns plain data.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::api::validation::{kubernetes_name, validate_spec};
+use crate::api::{GenericSecret, Scope, ShadowStatus};
+use crate::replicas::object_key;
+
+/// How long a tenant-wide object waits for a shadowing resource-group object
+/// to record when it started shadowing, before it looks again.
+const SHADOW_RECORD_WAIT: SignedDuration = SignedDuration::from_secs(2);
+
+/// Installation-wide settings the planner needs.
+#[derive(Clone, Debug)]
+pub struct Rules {
+    pub tenant_namespace: String,
+    pub override_interval: SignedDuration,
+    pub max_tenant_wide: usize,
+}
+
+/// The world as the watch caches show it.
+pub struct Snapshot<'a> {
+    pub rules: &'a Rules,
+    /// Known namespaces → resource-group id (None: not a resource group).
+    pub namespaces: &'a BTreeMap<String, Option<String>>,
+    pub generic_secrets: &'a [Arc<GenericSecret>],
+    pub now: Timestamp,
+}
+
+/// Why an object writes nothing; each says what the user can do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Blocked {
+    InvalidSpec(String),
+    WrongNamespace(String),
+    TenantWideQuotaExceeded { limit: usize, position: usize },
+    NameCollision { secret_name: String, other: String },
+}
+
+impl Blocked {
+    /// Condition reason (bounded set: also a metric label).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Blocked::InvalidSpec(_) => "InvalidSpec",
+            Blocked::WrongNamespace(_) => "WrongNamespace",
+            Blocked::TenantWideQuotaExceeded { .. } => "TenantWideQuotaExceeded",
+            Blocked::NameCollision { .. } => "NameCollision",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Blocked::InvalidSpec(m) | Blocked::WrongNamespace(m) => m.clone(),
+            Blocked::TenantWideQuotaExceeded { limit, position } => format!(
+                "at most {limit} tenant-wide secrets per tenant; this one is number {position} \
+                 (by creation time). Delete a tenant-wide GenericSecret to free a slot; \
+                 this one then replicates"
+            ),
+            Blocked::NameCollision { secret_name, other } => format!(
+                "Secret name {secret_name:?} is already used by GenericSecret {other} \
+                 (AI Core names map to Kubernetes names in lowercase with '_' -> '-'); \
+                 rename one of them"
+            ),
+        }
+    }
+}
+
+/// What an object does in one target namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Write this object's data.
+    Write,
+    /// Write this object's data over a tenant-wide one until `until`.
+    Shadowing {
+        tenant_wide: String,
+        until: Timestamp,
+    },
+    /// Leave the Secret to `to` (`<namespace>/<name>`).
+    Yield {
+        to: String,
+        until: Option<Timestamp>,
+        overridden: bool,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub namespace: String,
+    pub resource_group: Option<String>,
+    pub mode: Mode,
+}
+
+impl Target {
+    pub fn writes(&self) -> bool {
+        !matches!(self.mode, Mode::Yield { .. })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Kubernetes name of every replica.
+    pub secret_name: String,
+    pub targets: Vec<Target>,
+    /// Shadow record to keep in status (resource-group objects only).
+    pub shadow: Option<ShadowStatus>,
+    /// When the plan changes by itself (an override falls due).
+    pub wake_at: Option<Timestamp>,
+    /// Objects that must look again because of this plan.
+    pub notify: Vec<ObjectRef<GenericSecret>>,
+}
+
+/// The Kubernetes name of an object's replicas.
+pub fn secret_name(gs: &GenericSecret) -> String {
+    kubernetes_name(gs.ai_core_name())
+}
+
+fn is_live(gs: &GenericSecret) -> bool {
+    gs.metadata.deletion_timestamp.is_none()
+}
+
+/// Creation order: creationTimestamp, then name.
+fn creation_key(gs: &GenericSecret) -> (Option<Timestamp>, String) {
+    (gs.creation_timestamp().map(|t| t.0), gs.name_any())
+}
+
+impl Snapshot<'_> {
+    fn resource_group_of(&self, namespace: &str) -> Option<&str> {
+        if namespace == self.rules.tenant_namespace {
+            return None;
+        }
+        self.namespaces.get(namespace)?.as_deref()
+    }
+
+    /// Live tenant-wide objects in the tenant namespace, oldest first.
+    fn tenant_wide_in_order(&self) -> Vec<&GenericSecret> {
+        let mut all: Vec<&GenericSecret> = self
+            .generic_secrets
+            .iter()
+            .map(Arc::as_ref)
+            .filter(|g| g.spec.scope == Scope::TenantWide && is_live(g))
+            .filter(|g| g.namespace().as_deref() == Some(&self.rules.tenant_namespace))
+            .collect();
+        all.sort_by_key(|g| creation_key(g));
+        all
+    }
+
+    /// An older live object in the same namespace with the same Secret name.
+    fn collides_with(&self, gs: &GenericSecret) -> Option<&GenericSecret> {
+        let name = secret_name(gs);
+        self.generic_secrets
+            .iter()
+            .map(Arc::as_ref)
+            .filter(|o| is_live(o) && o.namespace() == gs.namespace() && o.uid() != gs.uid())
+            .filter(|o| secret_name(o) == name)
+            .find(|o| creation_key(o) < creation_key(gs))
+    }
+
+    /// Why `gs` may not write, if it may not.
+    fn blocked(&self, gs: &GenericSecret) -> Option<Blocked> {
+        if let Err(msg) = validate_spec(&gs.spec) {
+            return Some(Blocked::InvalidSpec(msg));
+        }
+        if let Some(msg) = self.wrong_namespace(gs) {
+            return Some(Blocked::WrongNamespace(msg));
+        }
+        if let Some(other) = self.collides_with(gs) {
+            return Some(Blocked::NameCollision {
+                secret_name: secret_name(gs),
+                other: object_key(other),
+            });
+        }
+        if gs.spec.scope == Scope::TenantWide {
+            let limit = self.rules.max_tenant_wide;
+            let order = self.tenant_wide_in_order();
+            let position = order.iter().position(|g| g.uid() == gs.uid())? + 1;
+            if position > limit {
+                return Some(Blocked::TenantWideQuotaExceeded { limit, position });
+            }
+        }
+        None
+    }
+
+    fn wrong_namespace(&self, gs: &GenericSecret) -> Option<String> {
+        let ns = gs.namespace().unwrap_or_default();
+        let tenant = &self.rules.tenant_namespace;
+        match gs.spec.scope {
+            Scope::Tenant | Scope::TenantWide if &ns != tenant => Some(format!(
+                "scope {} is only accepted in the tenant namespace {tenant:?}; move this \
+                 object there, or use scope ResourceGroup",
+                gs.spec.scope.as_str()
+            )),
+            Scope::ResourceGroup if self.resource_group_of(&ns).is_none() => Some(format!(
+                "namespace {ns:?} is not a resource group; label it {}=<id>, or create a \
+                 Tenant/TenantWide object in {tenant:?} instead",
+                crate::api::RESOURCE_GROUP_LABEL
+            )),
+            _ => None,
+        }
+    }
+
+    /// The tenant-wide object that currently owns Secret name `name`.
+    fn tenant_wide_named(&self, name: &str) -> Option<&GenericSecret> {
+        self.tenant_wide_in_order()
+            .into_iter()
+            .find(|g| secret_name(g) == name && self.blocked(g).is_none())
+    }
+
+    /// The resource-group object in `namespace` that shadows Secret `name`.
+    fn resource_group_named(&self, namespace: &str, name: &str) -> Option<&GenericSecret> {
+        self.generic_secrets
+            .iter()
+            .map(Arc::as_ref)
+            .filter(|g| g.spec.scope == Scope::ResourceGroup && is_live(g))
+            .filter(|g| g.namespace().as_deref() == Some(namespace))
+            .find(|g| secret_name(g) == name && self.blocked(g).is_none())
+    }
+}
+
+/// Decide what `gs` writes where.
+pub fn plan(gs: &GenericSecret, snap: &Snapshot<'_>) -> Result<Plan, Blocked> {
+    if let Some(blocked) = snap.blocked(gs) {
+        return Err(blocked);
+    }
+    let name = secret_name(gs);
+    let ns = gs.namespace().unwrap_or_default();
+    let empty = Plan {
+        secret_name: name.clone(),
+        targets: Vec::new(),
+        shadow: None,
+        wake_at: None,
+        notify: Vec::new(),
+    };
+    Ok(match gs.spec.scope {
+        Scope::Tenant => Plan {
+            targets: vec![Target {
+                namespace: ns,
+                resource_group: None,
+                mode: Mode::Write,
+            }],
+            ..empty
+        },
+        Scope::TenantWide => plan_tenant_wide(gs, snap, empty),
+        Scope::ResourceGroup => plan_resource_group(gs, snap, &ns, empty),
+    })
+}
+
+fn plan_tenant_wide(gs: &GenericSecret, snap: &Snapshot<'_>, mut plan: Plan) -> Plan {
+    for namespace in snap.namespaces.keys() {
+        let Some(rg) = snap.resource_group_of(namespace) else {
+            continue;
+        };
+        let resource_group = Some(rg.to_owned());
+        let mode = match snap.resource_group_named(namespace, &plan.secret_name) {
+            None => Mode::Write,
+            Some(shadowing) => {
+                let (mode, wake) = yield_or_override(gs, shadowing, snap);
+                if wake.is_none() {
+                    // It has not recorded its shadow yet: ask it to.
+                    plan.notify.push(ObjectRef::from(shadowing));
+                }
+                plan.wake_at = earliest(plan.wake_at, wake.or(Some(snap.now + SHADOW_RECORD_WAIT)));
+                mode
+            }
+        };
+        plan.targets.push(Target {
+            namespace: namespace.clone(),
+            resource_group,
+            mode,
+        });
+    }
+    plan
+}
+
+/// A tenant-wide object facing a shadowing resource-group object: yield until
+/// the override time the latter recorded, then write.
+fn yield_or_override(
+    tw: &GenericSecret,
+    rg: &GenericSecret,
+    snap: &Snapshot<'_>,
+) -> (Mode, Option<Timestamp>) {
+    let record = rg.status.as_ref().and_then(|s| s.shadow.as_ref());
+    let current = record.filter(|s| {
+        s.tenant_wide == object_key(tw) && Some(s.generation) == rg.metadata.generation
+    });
+    match current {
+        Some(s) if snap.now >= s.override_at.0 => (Mode::Write, None),
+        Some(s) => (
+            Mode::Yield {
+                to: object_key(rg),
+                until: Some(s.override_at.0),
+                overridden: false,
+            },
+            Some(s.override_at.0),
+        ),
+        None => (
+            Mode::Yield {
+                to: object_key(rg),
+                until: None,
+                overridden: false,
+            },
+            None,
+        ),
+    }
+}
+
+fn plan_resource_group(gs: &GenericSecret, snap: &Snapshot<'_>, ns: &str, mut plan: Plan) -> Plan {
+    let resource_group = snap.resource_group_of(ns).map(str::to_owned);
+    let Some(tw) = snap.tenant_wide_named(&plan.secret_name) else {
+        plan.targets.push(Target {
+            namespace: ns.to_owned(),
+            resource_group,
+            mode: Mode::Write,
+        });
+        return plan;
+    };
+    let tw_key = object_key(tw);
+    let generation = gs.metadata.generation.unwrap_or_default();
+    let recorded = gs
+        .status
+        .as_ref()
+        .and_then(|s| s.shadow.clone())
+        .filter(|s| s.tenant_wide == tw_key && s.generation == generation);
+    let shadow = recorded.unwrap_or_else(|| ShadowStatus {
+        tenant_wide: tw_key.clone(),
+        since: Time(snap.now),
+        generation,
+        override_at: Time(snap.now + snap.rules.override_interval),
+    });
+    let until = shadow.override_at.0;
+    let mode = if snap.now < until {
+        plan.wake_at = Some(until);
+        Mode::Shadowing {
+            tenant_wide: tw_key,
+            until,
+        }
+    } else {
+        Mode::Yield {
+            to: tw_key,
+            until: None,
+            overridden: true,
+        }
+    };
+    plan.notify.push(ObjectRef::from(tw));
+    plan.shadow = Some(shadow);
+    plan.targets.push(Target {
+        namespace: ns.to_owned(),
+        resource_group,
+        mode,
+    });
+    plan
+}
+
+fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Objects that must look again when `gs` goes away: every object wanting the
+/// same Secret name, and the tenant-wide objects waiting for a quota slot.
+pub fn affected_by_removal(
+    gs: &GenericSecret,
+    snap: &Snapshot<'_>,
+) -> Vec<ObjectRef<GenericSecret>> {
+    let name = secret_name(gs);
+    let tenant_wide_freed = gs.spec.scope == Scope::TenantWide;
+    snap.generic_secrets
+        .iter()
+        .filter(|o| o.uid() != gs.uid() && is_live(o))
+        .filter(|o| {
+            secret_name(o) == name || tenant_wide_freed && o.spec.scope == Scope::TenantWide
+        })
+        .map(|o| ObjectRef::from(o.as_ref()))
+        .collect()
+}
+
+/// Whether a replica of `gs` in `namespace` must stay when `gs` goes away,
+/// because another object takes the Secret over (shadowing hand-over).
+pub fn successor_in(
+    gs: &GenericSecret,
+    namespace: &str,
+    snap: &Snapshot<'_>,
+) -> Option<ObjectRef<GenericSecret>> {
+    let name = secret_name(gs);
+    let next = match gs.spec.scope {
+        Scope::TenantWide => snap.resource_group_named(namespace, &name),
+        Scope::ResourceGroup => snap
+            .resource_group_of(namespace)
+            .and_then(|_| snap.tenant_wide_named(&name))
+            .filter(|tw| tw.uid() != gs.uid()),
+        Scope::Tenant => None,
+    }?;
+    (next.uid() != gs.uid()).then(|| ObjectRef::from(next))
+}
+
+#[cfg(test)]
+mod tests;

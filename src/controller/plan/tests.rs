@@ -1,0 +1,276 @@
+use super::*;
+use crate::api::{GenericSecretSpec, GenericSecretStatus, SecretData};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+const TENANT: &str = "tenant";
+
+fn rules() -> Rules {
+    Rules {
+        tenant_namespace: TENANT.into(),
+        override_interval: SignedDuration::from_secs(60),
+        max_tenant_wide: 2,
+    }
+}
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_700_000_000 + secs).expect("valid time")
+}
+
+fn gsec(ns: &str, name: &str, scope: Scope, created: i64) -> Arc<GenericSecret> {
+    let mut gs = GenericSecret::new(
+        name,
+        GenericSecretSpec {
+            scope,
+            secret_name: None,
+            type_: "Opaque".into(),
+            data: Some(SecretData([("k".to_owned(), "YQ==".to_owned())].into())),
+            data_from: None,
+            labels: BTreeMap::new(),
+        },
+    );
+    gs.metadata.namespace = Some(ns.into());
+    gs.metadata.uid = Some(format!("{ns}/{name}"));
+    gs.metadata.generation = Some(1);
+    gs.metadata.creation_timestamp = Some(Time(at(created)));
+    Arc::new(gs)
+}
+
+fn namespaces() -> BTreeMap<String, Option<String>> {
+    BTreeMap::from([
+        (TENANT.to_owned(), None),
+        ("team-a".to_owned(), Some("rg-a".to_owned())),
+        ("team-b".to_owned(), Some("rg-b".to_owned())),
+        ("plain".to_owned(), None),
+    ])
+}
+
+fn plan_at(
+    gs: &GenericSecret,
+    all: &[Arc<GenericSecret>],
+    now: Timestamp,
+) -> Result<Plan, Blocked> {
+    let rules = rules();
+    let ns = namespaces();
+    plan(
+        gs,
+        &Snapshot {
+            rules: &rules,
+            namespaces: &ns,
+            generic_secrets: all,
+            now,
+        },
+    )
+}
+
+fn target_namespaces(plan: &Plan) -> Vec<&str> {
+    plan.targets.iter().map(|t| t.namespace.as_str()).collect()
+}
+
+#[test]
+fn each_scope_targets_its_namespaces() {
+    let tenant = gsec(TENANT, "main", Scope::Tenant, 0);
+    let wide = gsec(TENANT, "wide", Scope::TenantWide, 0);
+    let rg = gsec("team-a", "own", Scope::ResourceGroup, 0);
+    let all = vec![tenant.clone(), wide.clone(), rg.clone()];
+    assert_eq!(
+        target_namespaces(&plan_at(&tenant, &all, at(1)).expect("tenant")),
+        [TENANT]
+    );
+    assert_eq!(
+        target_namespaces(&plan_at(&wide, &all, at(1)).expect("wide")),
+        ["team-a", "team-b"]
+    );
+    let rg_plan = plan_at(&rg, &all, at(1)).expect("rg");
+    assert_eq!(target_namespaces(&rg_plan), ["team-a"]);
+    assert_eq!(rg_plan.targets[0].resource_group.as_deref(), Some("rg-a"));
+}
+
+#[test]
+fn wrong_namespace_for_scope_says_what_to_do() {
+    let wide = gsec("team-a", "wide", Scope::TenantWide, 0);
+    let err = plan_at(&wide, std::slice::from_ref(&wide), at(1)).expect_err("blocked");
+    assert_eq!(err.reason(), "WrongNamespace");
+    assert!(
+        err.message().contains("tenant namespace"),
+        "{}",
+        err.message()
+    );
+    let rg = gsec("plain", "x", Scope::ResourceGroup, 0);
+    let err = plan_at(&rg, std::slice::from_ref(&rg), at(1)).expect_err("blocked");
+    assert!(
+        err.message().contains("label it aicore.dev/resource-group"),
+        "{}",
+        err.message()
+    );
+}
+
+#[test]
+fn quota_admits_the_oldest_and_the_next_after_a_delete() {
+    let a = gsec(TENANT, "a", Scope::TenantWide, 0);
+    let b = gsec(TENANT, "b", Scope::TenantWide, 1);
+    let c = gsec(TENANT, "c", Scope::TenantWide, 2);
+    let all = vec![c.clone(), a.clone(), b.clone()];
+    assert!(plan_at(&a, &all, at(5)).is_ok());
+    assert!(plan_at(&b, &all, at(5)).is_ok());
+    let err = plan_at(&c, &all, at(5)).expect_err("third exceeds a limit of 2");
+    assert_eq!(
+        err,
+        Blocked::TenantWideQuotaExceeded {
+            limit: 2,
+            position: 3
+        }
+    );
+    let mut deleting = (*a).clone();
+    deleting.metadata.deletion_timestamp = Some(Time(at(4)));
+    let all = vec![c.clone(), Arc::new(deleting), b];
+    assert!(plan_at(&c, &all, at(5)).is_ok());
+}
+
+#[test]
+fn same_creation_time_orders_by_name() {
+    let x = gsec(TENANT, "x", Scope::TenantWide, 0);
+    let y = gsec(TENANT, "y", Scope::TenantWide, 0);
+    let w = gsec(TENANT, "w", Scope::TenantWide, 0);
+    let all = vec![y.clone(), x.clone(), w.clone()];
+    assert!(plan_at(&y, &all, at(1)).is_err());
+    assert!(plan_at(&w, &all, at(1)).is_ok());
+}
+
+#[test]
+fn names_that_map_to_one_kubernetes_name_collide() {
+    let mut upper = (*gsec(TENANT, "upper", Scope::Tenant, 0)).clone();
+    upper.spec.secret_name = Some("MY_SECRET".into());
+    let mut lower = (*gsec(TENANT, "lower", Scope::Tenant, 1)).clone();
+    lower.spec.secret_name = Some("my-secret".into());
+    let all = vec![Arc::new(upper.clone()), Arc::new(lower.clone())];
+    assert_eq!(
+        plan_at(&upper, &all, at(2))
+            .expect("older wins")
+            .secret_name,
+        "my-secret"
+    );
+    let err = plan_at(&lower, &all, at(2)).expect_err("younger refused");
+    assert_eq!(err.reason(), "NameCollision");
+    assert!(err.message().contains("tenant/upper"), "{}", err.message());
+}
+
+fn with_shadow(rg: &GenericSecret, since: i64, override_at: i64) -> Arc<GenericSecret> {
+    let mut rg = rg.clone();
+    rg.status = Some(GenericSecretStatus {
+        shadow: Some(ShadowStatus {
+            tenant_wide: format!("{TENANT}/creds"),
+            since: Time(at(since)),
+            generation: 1,
+            override_at: Time(at(override_at)),
+        }),
+        ..GenericSecretStatus::default()
+    });
+    Arc::new(rg)
+}
+
+#[test]
+fn resource_group_shadows_then_yields_after_the_interval() {
+    let tw = gsec(TENANT, "creds", Scope::TenantWide, 0);
+    let rg = gsec("team-a", "creds", Scope::ResourceGroup, 10);
+    // First look: it starts shadowing now, for the override interval.
+    let first = plan_at(&rg, &[tw.clone(), rg.clone()], at(10)).expect("plan");
+    let shadow = first.shadow.clone().expect("shadow recorded");
+    assert_eq!(shadow.override_at.0, at(70));
+    assert!(matches!(first.targets[0].mode, Mode::Shadowing { .. }));
+    assert_eq!(first.wake_at, Some(at(70)));
+    // The record survives restarts: the same times come back from status.
+    let rg = with_shadow(&rg, 10, 70);
+    let later = plan_at(&rg, &[tw.clone(), rg.clone()], at(40)).expect("plan");
+    assert_eq!(later.shadow, Some(shadow));
+    let overridden = plan_at(&rg, &[tw.clone(), rg.clone()], at(71)).expect("plan");
+    assert!(matches!(
+        overridden.targets[0].mode,
+        Mode::Yield {
+            overridden: true,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn tenant_wide_yields_to_a_shadow_until_its_override_time() {
+    let tw = gsec(TENANT, "creds", Scope::TenantWide, 0);
+    let rg = with_shadow(&gsec("team-a", "creds", Scope::ResourceGroup, 10), 10, 70);
+    let all = vec![tw.clone(), rg.clone()];
+    let during = plan_at(&tw, &all, at(30)).expect("plan");
+    let a = &during.targets[0];
+    assert_eq!(a.namespace, "team-a");
+    assert!(matches!(a.mode, Mode::Yield { until: Some(t), .. } if t == at(70)));
+    assert_eq!(
+        during.targets[1].mode,
+        Mode::Write,
+        "team-b is not shadowed"
+    );
+    assert_eq!(during.wake_at, Some(at(70)));
+    let after = plan_at(&tw, &all, at(70)).expect("plan");
+    assert!(after.targets.iter().all(|t| t.mode == Mode::Write));
+}
+
+#[test]
+fn unrecorded_shadow_makes_tenant_wide_wait_and_ask() {
+    let tw = gsec(TENANT, "creds", Scope::TenantWide, 0);
+    let rg = gsec("team-a", "creds", Scope::ResourceGroup, 10);
+    let p = plan_at(&tw, &[tw.clone(), rg.clone()], at(11)).expect("plan");
+    assert!(matches!(p.targets[0].mode, Mode::Yield { until: None, .. }));
+    assert_eq!(p.notify, vec![ObjectRef::from(rg.as_ref())]);
+}
+
+#[test]
+fn new_generation_shadows_anew() {
+    let tw = gsec(TENANT, "creds", Scope::TenantWide, 0);
+    let mut rg = (*with_shadow(&gsec("team-a", "creds", Scope::ResourceGroup, 10), 10, 70)).clone();
+    rg.metadata.generation = Some(2);
+    let p = plan_at(&rg, &[tw, Arc::new(rg.clone())], at(100)).expect("plan");
+    let shadow = p.shadow.expect("shadow");
+    assert_eq!((shadow.generation, shadow.since.0), (2, at(100)));
+}
+
+#[test]
+fn deletion_hands_shared_names_over() {
+    let tw = gsec(TENANT, "creds", Scope::TenantWide, 0);
+    let rg = gsec("team-a", "creds", Scope::ResourceGroup, 10);
+    let rules = rules();
+    let ns = namespaces();
+    let all = vec![tw.clone(), rg.clone()];
+    let snap = Snapshot {
+        rules: &rules,
+        namespaces: &ns,
+        generic_secrets: &all,
+        now: at(20),
+    };
+    assert_eq!(
+        successor_in(&rg, "team-a", &snap),
+        Some(ObjectRef::from(tw.as_ref()))
+    );
+    assert_eq!(
+        successor_in(&tw, "team-a", &snap),
+        Some(ObjectRef::from(rg.as_ref()))
+    );
+    assert_eq!(successor_in(&tw, "team-b", &snap), None);
+    assert_eq!(
+        affected_by_removal(&tw, &snap),
+        vec![ObjectRef::from(rg.as_ref())]
+    );
+}
+
+#[test]
+fn tenant_namespace_is_never_a_resource_group_target() {
+    let mut ns = namespaces();
+    ns.insert(TENANT.into(), Some("odd".into()));
+    let rules = rules();
+    let tw = gsec(TENANT, "wide", Scope::TenantWide, 0);
+    let all = vec![tw.clone()];
+    let snap = Snapshot {
+        rules: &rules,
+        namespaces: &ns,
+        generic_secrets: &all,
+        now: at(1),
+    };
+    let p = plan(&tw, &snap).expect("plan");
+    assert!(!target_namespaces(&p).contains(&TENANT));
+}

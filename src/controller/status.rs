@@ -1,0 +1,286 @@
+//! Status computation: from a plan and what happened to each target, the
+//! status a user (or Argo CD) reads. Pure: timestamps come in as arguments and
+//! unchanged facts keep their old times, so a no-op resync computes the very
+//! status already stored and writes nothing.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use super::plan::{Blocked, Mode, Plan, Target};
+use crate::api::{GenericSecret, GenericSecretStatus, Scope, TargetState, TargetStatus};
+
+/// What happened to one target in this reconcile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Already held the current data.
+    Current,
+    /// Written now.
+    Written,
+    /// Not written yet (status reported before the writes).
+    Pending,
+    /// An unmanaged Secret of that name exists.
+    Conflict(String),
+    Failed(String),
+    /// Left to another object on purpose.
+    Yielded,
+}
+
+/// The Ready condition's status, reason and message.
+struct Readiness {
+    ready: bool,
+    reason: &'static str,
+    message: String,
+}
+
+/// Status of an object that writes nothing because it is blocked.
+pub fn blocked_status(
+    gs: &GenericSecret,
+    blocked: &Blocked,
+    now: Timestamp,
+) -> GenericSecretStatus {
+    let previous = gs.status.clone().unwrap_or_default();
+    let readiness = Readiness {
+        ready: false,
+        reason: blocked.reason(),
+        message: blocked.message(),
+    };
+    GenericSecretStatus {
+        observed_generation: gs.metadata.generation,
+        conditions: vec![ready_condition(
+            &previous,
+            readiness,
+            gs.metadata.generation,
+            now,
+        )],
+        data_hash: previous.data_hash,
+        resource_group_secret_replication_status: (gs.spec.scope == Scope::TenantWide)
+            .then(BTreeMap::new),
+        resource_groups: Vec::new(),
+        replicated: Some("0/0".into()),
+        shadow: None,
+    }
+}
+
+/// Status after (or, with `Pending` outcomes, before) writing the targets.
+pub fn replicated_status(
+    gs: &GenericSecret,
+    plan: &Plan,
+    outcomes: &[(Target, Outcome)],
+    data_hash: &str,
+    now: Timestamp,
+) -> GenericSecretStatus {
+    let previous = gs.status.clone().unwrap_or_default();
+    let entries: Vec<TargetStatus> = outcomes
+        .iter()
+        .map(|(t, o)| target_status(t, o, &previous, data_hash, now))
+        .collect();
+    let replicated = entries
+        .iter()
+        .filter(|e| e.state == TargetState::Replicated || shadowing_own_data(e, outcomes))
+        .count();
+    let map = (gs.spec.scope == Scope::TenantWide).then(|| {
+        entries
+            .iter()
+            .filter_map(|e| Some((e.id.clone()?, e.state == TargetState::Replicated)))
+            .collect()
+    });
+    let readiness = readiness(outcomes);
+    GenericSecretStatus {
+        observed_generation: gs.metadata.generation,
+        conditions: vec![ready_condition(
+            &previous,
+            readiness,
+            gs.metadata.generation,
+            now,
+        )],
+        data_hash: Some(data_hash.to_owned()),
+        resource_group_secret_replication_status: map,
+        replicated: Some(format!("{replicated}/{}", entries.len())),
+        resource_groups: entries,
+        shadow: plan.shadow.clone(),
+    }
+}
+
+/// A resource-group object's own data is in place while it shadows.
+fn shadowing_own_data(entry: &TargetStatus, outcomes: &[(Target, Outcome)]) -> bool {
+    outcomes.iter().any(|(t, o)| {
+        t.namespace == entry.namespace
+            && matches!(t.mode, Mode::Shadowing { .. })
+            && matches!(o, Outcome::Current | Outcome::Written)
+    })
+}
+
+fn target_status(
+    target: &Target,
+    outcome: &Outcome,
+    previous: &GenericSecretStatus,
+    data_hash: &str,
+    now: Timestamp,
+) -> TargetStatus {
+    let old = previous
+        .resource_groups
+        .iter()
+        .find(|e| e.namespace == target.namespace);
+    let (state, message) = match (outcome, &target.mode) {
+        (Outcome::Current | Outcome::Written, Mode::Shadowing { tenant_wide, until }) => (
+            TargetState::Shadowed,
+            Some(format!(
+                "shadows tenant-wide secret {tenant_wide}; its data overrides this at {until}"
+            )),
+        ),
+        (Outcome::Current | Outcome::Written, _) => (TargetState::Replicated, None),
+        (Outcome::Pending, _) => (TargetState::Pending, None),
+        (Outcome::Conflict(m), _) => (TargetState::Conflict, Some(m.clone())),
+        (Outcome::Failed(m), _) => (TargetState::Failed, Some(m.clone())),
+        (Outcome::Yielded, mode) => (TargetState::Shadowed, Some(yield_message(mode))),
+    };
+    // Keep the old sync time while the same data stays in place.
+    let unchanged =
+        old.is_some_and(|o| o.state == state && previous.data_hash.as_deref() == Some(data_hash));
+    let last_sync_time = match outcome {
+        Outcome::Current if unchanged => old.and_then(|o| o.last_sync_time.clone()),
+        Outcome::Current | Outcome::Written => Some(Time(now)),
+        _ => old.and_then(|o| o.last_sync_time.clone()),
+    };
+    TargetStatus {
+        id: target.resource_group.clone(),
+        namespace: target.namespace.clone(),
+        state,
+        message,
+        last_sync_time,
+    }
+}
+
+fn yield_message(mode: &Mode) -> String {
+    match mode {
+        Mode::Yield {
+            to,
+            overridden: true,
+            ..
+        } => format!(
+            "tenant-wide secret {to} has overridden this data; change this object's data to shadow it again"
+        ),
+        Mode::Yield {
+            to, until: Some(t), ..
+        } => format!("resource-group secret {to} shadows this one; overridden at {t}"),
+        Mode::Yield { to, .. } => format!("resource-group secret {to} shadows this one"),
+        Mode::Write | Mode::Shadowing { .. } => String::new(),
+    }
+}
+
+fn readiness(outcomes: &[(Target, Outcome)]) -> Readiness {
+    let count =
+        |f: &dyn Fn(&Target, &Outcome) -> bool| outcomes.iter().filter(|(t, o)| f(t, o)).count();
+    let conflicts = count(&|_, o| matches!(o, Outcome::Conflict(_)));
+    let failed = count(&|_, o| matches!(o, Outcome::Failed(_)));
+    let pending = count(&|_, o| *o == Outcome::Pending);
+    let shadowed = count(&|t, _| {
+        matches!(
+            t.mode,
+            Mode::Yield {
+                overridden: false,
+                ..
+            }
+        )
+    });
+    let overridden = count(&|t, _| {
+        matches!(
+            t.mode,
+            Mode::Yield {
+                overridden: true,
+                ..
+            }
+        )
+    });
+    let shadowing = count(&|t, _| matches!(t.mode, Mode::Shadowing { .. }));
+    let total = outcomes.len();
+    let not_ready = |reason, message| Readiness {
+        ready: false,
+        reason,
+        message,
+    };
+    if conflicts > 0 {
+        let first = first_message(outcomes, |o| matches!(o, Outcome::Conflict(_)));
+        return not_ready(
+            "Conflict",
+            format!("{conflicts} of {total} targets conflict: {first}"),
+        );
+    }
+    if failed > 0 {
+        let first = first_message(outcomes, |o| matches!(o, Outcome::Failed(_)));
+        return not_ready(
+            "ReplicationFailed",
+            format!("{failed} of {total} targets failed: {first}"),
+        );
+    }
+    if pending > 0 {
+        return not_ready(
+            "Progressing",
+            format!("{pending} of {total} targets not yet written"),
+        );
+    }
+    if shadowed > 0 {
+        return not_ready(
+            "Shadowed",
+            format!(
+                "{shadowed} of {total} resource groups hold a shadowing resource-group secret until it is overridden"
+            ),
+        );
+    }
+    let (reason, message) = if overridden > 0 {
+        ("OverriddenByTenantWide", yield_message(&outcomes[0].0.mode))
+    } else if shadowing > 0 {
+        (
+            "Shadowing",
+            "this data shadows a tenant-wide secret until it is overridden".to_owned(),
+        )
+    } else {
+        (
+            "Replicated",
+            format!("{total} of {total} targets hold the current data"),
+        )
+    };
+    Readiness {
+        ready: true,
+        reason,
+        message,
+    }
+}
+
+fn first_message(outcomes: &[(Target, Outcome)], pick: impl Fn(&Outcome) -> bool) -> String {
+    outcomes
+        .iter()
+        .find_map(|(_, o)| match o {
+            Outcome::Conflict(m) | Outcome::Failed(m) if pick(o) => Some(m.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// The Ready condition, keeping its transition time while the status holds.
+fn ready_condition(
+    previous: &GenericSecretStatus,
+    r: Readiness,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let status = if r.ready { "True" } else { "False" };
+    let old = previous.conditions.iter().find(|c| c.type_ == "Ready");
+    let last_transition_time = old
+        .filter(|c| c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    Condition {
+        type_: "Ready".into(),
+        status: status.into(),
+        reason: r.reason.into(),
+        message: r.message,
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,169 @@
+use super::*;
+use crate::api::{GenericSecretSpec, SecretData};
+use crate::controller::plan::{Mode, Plan, Target};
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_700_000_000 + secs).expect("valid time")
+}
+
+fn tenant_wide() -> GenericSecret {
+    let mut gs = GenericSecret::new(
+        "creds",
+        GenericSecretSpec {
+            scope: Scope::TenantWide,
+            secret_name: None,
+            type_: "Opaque".into(),
+            data: Some(SecretData::default()),
+            data_from: None,
+            labels: BTreeMap::new(),
+        },
+    );
+    gs.metadata.generation = Some(3);
+    gs
+}
+
+fn target(ns: &str, rg: &str, mode: Mode) -> Target {
+    Target {
+        namespace: ns.into(),
+        resource_group: Some(rg.into()),
+        mode,
+    }
+}
+
+fn plan(targets: &[Target]) -> Plan {
+    Plan {
+        secret_name: "creds".into(),
+        targets: targets.to_vec(),
+        shadow: None,
+        wake_at: None,
+        notify: vec![],
+    }
+}
+
+fn ready(status: &GenericSecretStatus) -> (&str, &str) {
+    let c = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready");
+    (c.status.as_str(), c.reason.as_str())
+}
+
+#[test]
+fn map_goes_false_to_true_as_replicas_are_written() {
+    let gs = tenant_wide();
+    let targets = [
+        target("a", "rg-a", Mode::Write),
+        target("b", "rg-b", Mode::Write),
+    ];
+    let p = plan(&targets);
+    let pending = [
+        (targets[0].clone(), Outcome::Pending),
+        (targets[1].clone(), Outcome::Current),
+    ];
+    let before = replicated_status(&gs, &p, &pending, "sha256:x", at(0));
+    let map = before
+        .resource_group_secret_replication_status
+        .clone()
+        .expect("map");
+    assert_eq!(
+        map,
+        BTreeMap::from([("rg-a".into(), false), ("rg-b".into(), true)])
+    );
+    assert_eq!(ready(&before), ("False", "Progressing"));
+    assert_eq!(before.replicated.as_deref(), Some("1/2"));
+    let done = [
+        (targets[0].clone(), Outcome::Written),
+        (targets[1].clone(), Outcome::Current),
+    ];
+    let after = replicated_status(&gs, &p, &done, "sha256:x", at(1));
+    assert!(
+        after
+            .resource_group_secret_replication_status
+            .clone()
+            .expect("map")
+            .values()
+            .all(|v| *v)
+    );
+    assert_eq!(ready(&after), ("True", "Replicated"));
+    assert_eq!(after.observed_generation, Some(3));
+}
+
+#[test]
+fn a_noop_resync_computes_the_stored_status() {
+    let mut gs = tenant_wide();
+    let targets = [target("a", "rg-a", Mode::Write)];
+    let p = plan(&targets);
+    let first = replicated_status(
+        &gs,
+        &p,
+        &[(targets[0].clone(), Outcome::Written)],
+        "sha256:x",
+        at(0),
+    );
+    gs.status = Some(first.clone());
+    let again = replicated_status(
+        &gs,
+        &p,
+        &[(targets[0].clone(), Outcome::Current)],
+        "sha256:x",
+        at(100),
+    );
+    assert_eq!(again, first, "nothing changed, so nothing to write");
+}
+
+#[test]
+fn conflict_and_shadow_are_not_ready_with_reasons() {
+    let gs = tenant_wide();
+    let targets = [
+        target("a", "rg-a", Mode::Write),
+        target(
+            "b",
+            "rg-b",
+            Mode::Yield {
+                to: "b/creds".into(),
+                until: Some(at(60)),
+                overridden: false,
+            },
+        ),
+    ];
+    let p = plan(&targets);
+    let conflict = [
+        (
+            targets[0].clone(),
+            Outcome::Conflict("Secret a/creds exists".into()),
+        ),
+        (targets[1].clone(), Outcome::Yielded),
+    ];
+    let s = replicated_status(&gs, &p, &conflict, "sha256:x", at(0));
+    assert_eq!(ready(&s), ("False", "Conflict"));
+    assert_eq!(s.resource_groups[0].state, TargetState::Conflict);
+    let shadowed = [
+        (targets[0].clone(), Outcome::Written),
+        (targets[1].clone(), Outcome::Yielded),
+    ];
+    let s = replicated_status(&gs, &p, &shadowed, "sha256:x", at(0));
+    assert_eq!(ready(&s), ("False", "Shadowed"));
+    assert_eq!(s.resource_groups[1].state, TargetState::Shadowed);
+    assert!(
+        s.resource_groups[1]
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("b/creds")
+    );
+}
+
+#[test]
+fn blocked_status_names_the_reason_and_keeps_transition_time() {
+    let mut gs = tenant_wide();
+    let blocked = Blocked::TenantWideQuotaExceeded {
+        limit: 5,
+        position: 6,
+    };
+    let first = blocked_status(&gs, &blocked, at(0));
+    assert_eq!(ready(&first), ("False", "TenantWideQuotaExceeded"));
+    assert!(first.conditions[0].message.contains("at most 5"));
+    gs.status = Some(first.clone());
+    assert_eq!(blocked_status(&gs, &blocked, at(50)), first);
+}

@@ -1,0 +1,9 @@
+//! generic-secrets-operator: SAP AI Core generic secrets as Kubernetes objects.
+//!
+//! The library holds everything; `main.rs` only parses flags and starts it.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod controller;
+pub mod replicas;
+pub mod telemetry;

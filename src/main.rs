@@ -1,0 +1,102 @@
+//! `generic-secrets-operator`: parse flags, set up logging, run.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use generic_secrets_operator::controller::{self, Config};
+use generic_secrets_operator::{api, telemetry};
+use k8s_openapi::jiff::SignedDuration;
+
+#[derive(Parser)]
+#[command(version, about = "SAP AI Core generic secrets as Kubernetes objects")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller against the current kubeconfig / in-cluster config.
+    Run(RunArgs),
+    /// Print the GenericSecret CRD as YAML.
+    Crd,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The tenant's namespace: Tenant and TenantWide objects live here.
+    #[arg(long, env = "GSO_TENANT_NAMESPACE", default_value = "aicore-system")]
+    tenant_namespace: String,
+    /// How long a resource-group secret shadows a tenant-wide one of the
+    /// same name before the tenant-wide data overrides it (e.g. 10m, 30s).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    override_interval: SignedDuration,
+    /// Tenant-wide secrets per tenant (AI Core allows 5).
+    #[arg(long, default_value_t = 5)]
+    max_tenant_wide_secrets: usize,
+    /// Take over existing Secrets that lack the managed-by label.
+    #[arg(long)]
+    adopt_existing: bool,
+    /// Label selector for the namespaces of this installation (several
+    /// tenants in one cluster). Default: all namespaces.
+    #[arg(long)]
+    namespace_selector: Option<String>,
+    /// Full reconcile of every object, behind the watches.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    resync_interval: SignedDuration,
+    #[arg(long, value_enum, default_value = "json")]
+    log_format: telemetry::LogFormat,
+}
+
+fn parse_duration(s: &str) -> Result<SignedDuration, String> {
+    let d: SignedDuration = s.parse().map_err(|e| format!("{e}"))?;
+    if d.is_negative() || d.is_zero() {
+        return Err("must be positive".into());
+    }
+    Ok(d)
+}
+
+/// Retry delay for a missing `dataFrom` source Secret.
+const SOURCE_RETRY: Duration = Duration::from_secs(10);
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Crd => match api::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: rendering the CRD: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run(args) => run(args).await,
+    }
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    telemetry::init(args.log_format);
+    let client = match kube::Client::try_default().await {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "no Kubernetes client configuration");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = Config {
+        tenant_namespace: args.tenant_namespace,
+        override_interval: args.override_interval,
+        max_tenant_wide: args.max_tenant_wide_secrets,
+        adopt_existing: args.adopt_existing,
+        namespace_selector: args.namespace_selector,
+        resync_interval: args.resync_interval.unsigned_abs(),
+        source_retry: SOURCE_RETRY,
+    };
+    tracing::info!(tenant_namespace = %config.tenant_namespace, "starting controller");
+    controller::run(client, config).await;
+    ExitCode::SUCCESS
+}

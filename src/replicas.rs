@@ -1,0 +1,257 @@
+//! The Secrets the operator writes: how a replica is built, hashed and
+//! recognised as ours. Pure functions, no I/O.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::{Resource, ResourceExt};
+use sha2::{Digest, Sha256};
+
+use crate::api::{GenericSecret, LABEL_PREFIX, Scope};
+
+/// Field manager for every write, and the value of the managed-by label.
+pub const MANAGER: &str = "generic-secrets-operator";
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Which GenericSecret wrote the replica (a label value, so it may be a hash).
+pub const OWNER_LABEL: &str = "aicore.dev/generic-secret";
+/// The exact `<namespace>/<name>` of the writing GenericSecret.
+pub const OWNER_ANNOTATION: &str = "aicore.dev/generic-secret";
+pub const SCOPE_LABEL: &str = "aicore.dev/scope";
+/// Tenant namespace of the installation that wrote it, so that two
+/// installations in one cluster never see each other's replicas.
+pub const TENANT_LABEL: &str = "aicore.dev/tenant";
+pub const HASH_ANNOTATION: &str = "aicore.dev/data-hash";
+
+/// Decoded Secret data, in key order.
+pub type Data = BTreeMap<String, ByteString>;
+
+/// `sha256:<hex>` over keys and values, length-prefixed so that no two maps
+/// collide by concatenation.
+pub fn data_hash(data: &Data) -> String {
+    let mut hasher = Sha256::new();
+    for (key, value) in data {
+        hasher.update((key.len() as u64).to_be_bytes());
+        hasher.update(key.as_bytes());
+        hasher.update((value.0.len() as u64).to_be_bytes());
+        hasher.update(&value.0);
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// Label values are at most 63 characters: `<ns>.<name>` when it fits,
+/// otherwise a prefix plus a hash that stays unique.
+pub fn owner_label_value(namespace: &str, name: &str) -> String {
+    const MAX: usize = 63;
+    let full = format!("{namespace}.{name}");
+    if full.len() <= MAX {
+        return full;
+    }
+    let digest = Sha256::digest(full.as_bytes());
+    let hash: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let prefix: String = full.chars().take(MAX - hash.len() - 1).collect();
+    format!("{}-{hash}", prefix.trim_end_matches(['.', '-', '_']))
+}
+
+/// `<namespace>/<name>` of a GenericSecret.
+pub fn object_key(gs: &GenericSecret) -> String {
+    format!("{}/{}", gs.namespace().unwrap_or_default(), gs.name_any())
+}
+
+/// Whether the operator created this Secret (and so may change or delete it).
+pub fn is_managed(secret: &Secret) -> bool {
+    secret.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGER)
+}
+
+/// Whether `secret` was last written for `gs`.
+pub fn is_written_by(secret: &Secret, gs: &GenericSecret) -> bool {
+    is_managed(secret) && secret.annotations().get(OWNER_ANNOTATION) == Some(&object_key(gs))
+}
+
+/// The GenericSecret `<namespace>/<name>` a managed Secret points back to.
+pub fn writer_of(secret: &Secret) -> Option<(String, String)> {
+    let key = secret.annotations().get(OWNER_ANNOTATION)?;
+    let (ns, name) = key.split_once('/')?;
+    Some((ns.to_owned(), name.to_owned()))
+}
+
+/// The replica of `gs` in `namespace`, as it must look.
+pub fn desired_secret(
+    gs: &GenericSecret,
+    tenant_namespace: &str,
+    name: &str,
+    namespace: &str,
+    data: &Data,
+) -> Secret {
+    let mut labels: BTreeMap<String, String> = gs.spec.labels.clone();
+    labels.insert(MANAGED_BY_LABEL.into(), MANAGER.into());
+    labels.insert(
+        OWNER_LABEL.into(),
+        owner_label_value(&gs.namespace().unwrap_or_default(), &gs.name_any()),
+    );
+    labels.insert(SCOPE_LABEL.into(), gs.spec.scope.as_str().into());
+    labels.insert(TENANT_LABEL.into(), tenant_namespace.into());
+    let annotations = BTreeMap::from([
+        (OWNER_ANNOTATION.to_owned(), object_key(gs)),
+        (HASH_ANNOTATION.to_owned(), data_hash(data)),
+    ]);
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            owner_references: same_namespace_owner(gs, namespace).map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        type_: Some(gs.spec.type_.clone()),
+        data: Some(data.clone()),
+        ..Secret::default()
+    }
+}
+
+/// Owner references cannot cross namespaces; only a resource-group object's
+/// own replica gets one (so garbage collection backs up the finalizer).
+fn same_namespace_owner(gs: &GenericSecret, namespace: &str) -> Option<OwnerReference> {
+    let same_ns = gs.namespace().as_deref() == Some(namespace);
+    if gs.spec.scope == Scope::TenantWide || !same_ns {
+        return None;
+    }
+    let mut owner = gs.controller_owner_ref(&())?;
+    owner.block_owner_deletion = Some(false);
+    Some(owner)
+}
+
+/// What differs between a live replica and the desired one, if anything.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Drift {
+    /// Data, type, our labels or annotations differ: apply the desired Secret.
+    pub needs_apply: bool,
+    /// Data keys or `ext.ai.sap.com/` labels that someone else added; server-side
+    /// apply cannot remove fields it does not own, so these need a patch.
+    pub extra_data_keys: Vec<String>,
+    pub extra_labels: Vec<String>,
+}
+
+impl Drift {
+    pub fn is_current(&self) -> bool {
+        !self.needs_apply && self.extra_data_keys.is_empty() && self.extra_labels.is_empty()
+    }
+}
+
+/// Compare a live Secret with the desired one.
+pub fn drift(live: &Secret, desired: &Secret) -> Drift {
+    let empty = BTreeMap::new();
+    let live_data = live.data.as_ref().unwrap_or(&empty);
+    let want_data = desired.data.as_ref().unwrap_or(&empty);
+    let subset = |want: &BTreeMap<String, String>, have: &BTreeMap<String, String>| {
+        want.iter().all(|(k, v)| have.get(k) == Some(v))
+    };
+    let needs_apply = !want_data.iter().all(|(k, v)| live_data.get(k) == Some(v))
+        || live.type_ != desired.type_
+        || !subset(desired.labels(), live.labels())
+        || !subset(desired.annotations(), live.annotations())
+        || live.metadata.owner_references != desired.metadata.owner_references
+            && desired.metadata.owner_references.is_some();
+    let extra_data_keys = live_data
+        .keys()
+        .filter(|k| !want_data.contains_key(*k))
+        .cloned()
+        .collect();
+    let extra_labels = live
+        .labels()
+        .keys()
+        .filter(|k| k.starts_with(LABEL_PREFIX) && !desired.labels().contains_key(*k))
+        .cloned()
+        .collect();
+    Drift {
+        needs_apply,
+        extra_data_keys,
+        extra_labels,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{GenericSecretSpec, SecretData};
+
+    fn gs(scope: Scope) -> GenericSecret {
+        let mut gs = GenericSecret::new(
+            "creds",
+            GenericSecretSpec {
+                scope,
+                secret_name: None,
+                type_: "Opaque".into(),
+                data: Some(SecretData::default()),
+                data_from: None,
+                labels: BTreeMap::from([("ext.ai.sap.com/team".into(), "ml".into())]),
+            },
+        );
+        gs.metadata.namespace = Some("tenant".into());
+        gs.metadata.uid = Some("uid-1".into());
+        gs
+    }
+
+    fn data(v: &str) -> Data {
+        BTreeMap::from([("k".into(), ByteString(v.as_bytes().to_vec()))])
+    }
+
+    #[test]
+    fn hash_changes_with_data_and_is_stable() {
+        assert_eq!(data_hash(&data("a")), data_hash(&data("a")));
+        assert_ne!(data_hash(&data("a")), data_hash(&data("b")));
+        assert!(data_hash(&data("a")).starts_with("sha256:"));
+    }
+
+    #[test]
+    fn owner_label_fits_label_limits() {
+        assert_eq!(owner_label_value("ns", "x"), "ns.x");
+        let long = owner_label_value(&"n".repeat(63), &"x".repeat(200));
+        assert!(long.len() <= 63, "{long}");
+        assert_ne!(long, owner_label_value(&"n".repeat(63), &"y".repeat(200)));
+    }
+
+    #[test]
+    fn desired_secret_is_labelled_and_owned_only_in_its_namespace() {
+        let tw = desired_secret(
+            &gs(Scope::TenantWide),
+            "tenant",
+            "creds",
+            "rg-a",
+            &data("a"),
+        );
+        assert!(is_managed(&tw));
+        assert!(is_written_by(&tw, &gs(Scope::TenantWide)));
+        assert_eq!(tw.labels()["ext.ai.sap.com/team"], "ml");
+        assert!(tw.metadata.owner_references.is_none());
+        let tenant = desired_secret(&gs(Scope::Tenant), "tenant", "creds", "tenant", &data("a"));
+        assert!(tenant.metadata.owner_references.is_some());
+    }
+
+    #[test]
+    fn drift_detects_edits_and_foreign_keys() {
+        let want = desired_secret(
+            &gs(Scope::TenantWide),
+            "tenant",
+            "creds",
+            "rg-a",
+            &data("a"),
+        );
+        assert!(drift(&want, &want).is_current());
+        let mut edited = want.clone();
+        edited.data = Some(data("b"));
+        assert!(drift(&edited, &want).needs_apply);
+        let mut extra = want.clone();
+        if let Some(d) = extra.data.as_mut() {
+            d.insert("added".into(), ByteString(vec![1]));
+        }
+        assert_eq!(
+            drift(&extra, &want).extra_data_keys,
+            vec!["added".to_owned()]
+        );
+    }
+}
