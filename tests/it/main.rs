@@ -1,0 +1,5 @@
+//! Integration tests against a real kube-apiserver (one binary, one shared
+//! control plane; see `harness`).
+
+mod foundation;
+mod harness;
