@@ -26,6 +26,11 @@ use crate::api::{GenericSecret, Scope};
 use crate::replicas::{self, MANAGED_BY_LABEL, MANAGER, OWNER_LABEL, TENANT_LABEL};
 use plan::{Rules, Snapshot};
 
+/// Label that makes a `dataFrom` source Secret watched, so that rotating it
+/// reaches the replicas at once (unlabelled sources wait for the resync: the
+/// operator does not watch every Secret in the cluster).
+pub const SOURCE_LABEL: &str = "aicore.dev/source";
+
 /// Finalizer that guards replica cleanup.
 pub const FINALIZER: &str = "aicore.dev/replicas";
 
@@ -171,12 +176,6 @@ impl Context {
 
 /// Reconcile one GenericSecret: the finalizer is the only top-level action.
 async fn reconcile(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
-    // Plans read these caches; an empty one before its first list would
-    // look like "no resource groups" and flap status.
-    let (_, _) = tokio::join!(
-        ctx.namespaces.wait_until_ready(),
-        ctx.replicas.wait_until_ready()
-    );
     let ns = gs.namespace().unwrap_or_default();
     if !ctx.handles(&ns) {
         // Another installation's namespace (or one our cache has not seen yet).
@@ -194,6 +193,7 @@ async fn reconcile(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, 
     .map_err(|e| Error::Finalizer(Box::new(e)));
     if result.is_ok() {
         ctx.failures.lock().map(|mut f| f.remove(&key)).ok();
+        tracing::debug!(object = %format!("{}/{}", ns, key.name), "reconciled");
     }
     result
 }
@@ -234,37 +234,41 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 /// Run the controller until a shutdown signal.
 pub async fn run(client: Client, config: Config) {
     let gsecs: Api<GenericSecret> = Api::all(client.clone());
-    let controller = Controller::new(gsecs, watcher::Config::default().any_semantic());
+    let controller = Controller::new(gsecs, watcher::Config::default());
     let generic_secrets = controller.store();
+    let (notify, notified) = mpsc::unbounded();
 
+    // The namespace and replica caches run on their own tasks and are ready
+    // before the first reconcile: plans read them, and an empty cache would
+    // look like "no resource groups" and flap status.
     let ns_config = match &config.namespace_selector {
         Some(selector) => watcher::Config::default().labels(selector),
         None => watcher::Config::default(),
     };
-    let (namespaces, ns_writer) = reflector::store();
-    let ns_events = reflector(
-        ns_writer,
-        watcher(Api::<Namespace>::all(client.clone()), ns_config),
-    )
-    .default_backoff()
-    .touched_objects();
-
+    let tenant = config.tenant_namespace.clone();
+    let store = generic_secrets.clone();
+    let namespaces = spawn_cache(
+        Api::<Namespace>::all(client.clone()),
+        ns_config,
+        notify.clone(),
+        move |ns| affected_by_namespace(&store, &tenant, &ns.name_any()),
+    );
     let replica_selector = format!(
         "{MANAGED_BY_LABEL}={MANAGER},{TENANT_LABEL}={}",
         config.tenant_namespace
     );
-    let (replica_store, replica_writer) = reflector::store();
-    let replica_events = reflector(
-        replica_writer,
-        watcher(
-            Api::<Secret>::all(client.clone()),
-            watcher::Config::default().labels(&replica_selector),
-        ),
-    )
-    .default_backoff()
-    .touched_objects();
+    let store = generic_secrets.clone();
+    let replica_store = spawn_cache(
+        Api::<Secret>::all(client.clone()),
+        watcher::Config::default().labels(&replica_selector),
+        notify.clone(),
+        move |s| written_by(&store, s).into_iter().collect(),
+    );
+    let _ = tokio::join!(
+        namespaces.wait_until_ready(),
+        replica_store.wait_until_ready()
+    );
 
-    let (notify, notified) = mpsc::unbounded();
     let reporter = Reporter {
         controller: MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
@@ -279,20 +283,19 @@ pub async fn run(client: Client, config: Config) {
         },
         config,
         generic_secrets: generic_secrets.clone(),
-        namespaces: namespaces.clone(),
-        replicas: replica_store.clone(),
+        namespaces,
+        replicas: replica_store,
         notify,
         failures: Mutex::default(),
     });
 
-    let tenant = ctx.config.tenant_namespace.clone();
-    let by_namespace = generic_secrets.clone();
-    let by_replica = generic_secrets;
+    let sources = watcher::Config::default().labels(&format!("{SOURCE_LABEL}=true"));
     controller
-        .watches_stream(ns_events, move |ns: Namespace| {
-            affected_by_namespace(&by_namespace, &tenant, &ns.name_any())
-        })
-        .watches_stream(replica_events, move |s: Secret| written_by(&by_replica, &s))
+        .watches(
+            Api::<Secret>::all(ctx.client.clone()),
+            sources,
+            move |s: Secret| reading_from(&generic_secrets, &s),
+        )
         .reconcile_on(notified)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
@@ -302,6 +305,40 @@ pub async fn run(client: Client, config: Config) {
             }
         })
         .await;
+}
+
+/// A cache of `K` kept by its own task; every change asks the controller to
+/// reconcile the GenericSecrets `affected` names.
+fn spawn_cache<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    notify: mpsc::UnboundedSender<ObjectRef<GenericSecret>>,
+    affected: impl Fn(&K) -> Vec<ObjectRef<GenericSecret>> + Send + 'static,
+) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let events = reflector(writer, watcher(api, config))
+        .default_backoff()
+        .touched_objects();
+    tokio::spawn(events.for_each(move |event| {
+        match event {
+            Ok(object) => affected(&object).into_iter().for_each(|r| {
+                // Fails only when the controller has shut down.
+                let _ = notify.unbounded_send(r);
+            }),
+            Err(e) => tracing::warn!(error = %e, kind = %K::kind(&()), "watch failed; retrying"),
+        }
+        futures::future::ready(())
+    }));
+    store
 }
 
 /// A namespace changed: tenant-wide objects and the objects inside it care.
@@ -316,6 +353,23 @@ fn affected_by_namespace(
         .filter(|g| {
             let ns = g.namespace().unwrap_or_default();
             ns == namespace || ns == tenant_namespace && g.spec.scope == Scope::TenantWide
+        })
+        .map(|g| ObjectRef::from(g.as_ref()))
+        .collect()
+}
+
+/// A labelled `dataFrom` source changed: the objects reading it look again.
+fn reading_from(store: &Store<GenericSecret>, secret: &Secret) -> Vec<ObjectRef<GenericSecret>> {
+    let ns = secret.namespace();
+    store
+        .state()
+        .iter()
+        .filter(|g| g.namespace() == ns)
+        .filter(|g| {
+            g.spec
+                .data_from
+                .as_ref()
+                .is_some_and(|f| f.secret_ref.name == secret.name_any())
         })
         .map(|g| ObjectRef::from(g.as_ref()))
         .collect()

@@ -2,4 +2,6 @@
 //! control plane; see `harness`).
 
 mod foundation;
+mod generic_secrets;
 mod harness;
+mod operator;

@@ -1,0 +1,301 @@
+//! One operator installation per test: the real binary, run as a child
+//! process against the shared control plane, with its own tenant namespace and
+//! a namespace selector so that parallel tests never see each other's
+//! resource groups. Its log (JSON, debug level) is kept for assertions.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use generic_secrets_operator::api::{GenericSecret, GenericSecretSpec, Scope, SecretData};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use crate::harness::{
+    TestNamespace, client, control_plane, expect_success, kubectl, repo_root, unique_suffix,
+    wait_for,
+};
+
+/// Label that ties the resource-group namespaces of one test to its operator.
+pub const INSTANCE_LABEL: &str = "gso-test-instance";
+/// Deadline for anything the operator does from a watch event.
+pub const REACT: Duration = Duration::from_secs(30);
+
+/// Installs the CRD once per test process and waits until it is served.
+pub fn install_crd() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let crd = repo_root().join("crds/genericsecret.yaml");
+        let crd = crd.to_string_lossy();
+        let out = kubectl(["apply", "--server-side", "--force-conflicts", "-f", &crd]);
+        expect_success(&out, "kubectl apply CRD");
+        let out = kubectl([
+            "wait",
+            "--for=condition=Established",
+            "crd/genericsecrets.aicore.dev",
+            "--timeout=60s",
+        ]);
+        expect_success(&out, "CRD established");
+    });
+}
+
+pub struct Operator {
+    pub id: String,
+    /// The tenant namespace's name.
+    pub tenant: String,
+    tenant_ns: Option<TestNamespace>,
+    pub client: Client,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Operator {
+    /// Starts an operator with `extra` flags, which replace the defaults of
+    /// the same name (3 s override; 10 min resync, so that prompt reactions
+    /// prove the watches, not the resync).
+    pub async fn start(extra: &[&str]) -> Self {
+        install_crd();
+        let id = unique_suffix();
+        let tenant = TestNamespace::new("tenant").await;
+        let selector = format!("{INSTANCE_LABEL}={id}");
+        let defaults = [
+            ("--tenant-namespace", tenant.name()),
+            ("--namespace-selector", selector.as_str()),
+            ("--override-interval", "3s"),
+            ("--resync-interval", "10m"),
+        ];
+        let mut args = vec!["run".to_owned()];
+        for (flag, value) in defaults {
+            if !extra.contains(&flag) {
+                args.extend([flag.to_owned(), value.to_owned()]);
+            }
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log_dir = repo_root().join("target/it-logs");
+        std::fs::create_dir_all(&log_dir).expect("log dir");
+        let log = log_dir.join(format!("operator-{id}.log"));
+        let mut op = Operator {
+            id,
+            tenant: tenant.name().to_owned(),
+            tenant_ns: Some(tenant),
+            client: client().await,
+            args,
+            log,
+            child: None,
+        };
+        op.spawn();
+        op
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("operator log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_generic-secrets-operator"))
+            .args(&self.args)
+            .env("KUBECONFIG", &control_plane().kubeconfig)
+            .env("RUST_LOG", operator_log_filter())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("starting the operator");
+        self.child = Some(child);
+    }
+
+    /// Stops the operator (SIGKILL: a crash is the harder case for restarts).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Everything the operator logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A resource-group namespace of this installation.
+    pub async fn resource_group(&self, rg: &str) -> TestNamespace {
+        TestNamespace::with_labels(
+            rg,
+            &[
+                (INSTANCE_LABEL, &self.id),
+                ("aicore.dev/resource-group", rg),
+            ],
+        )
+        .await
+    }
+
+    /// A namespace of this installation that is not a resource group.
+    pub async fn plain_namespace(&self) -> TestNamespace {
+        TestNamespace::with_labels("plain", &[(INSTANCE_LABEL, &self.id)]).await
+    }
+
+    pub fn gsecs(&self, ns: &str) -> Api<GenericSecret> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    pub fn secrets(&self, ns: &str) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    pub async fn create(&self, ns: &str, gs: &GenericSecret) -> GenericSecret {
+        self.gsecs(ns)
+            .create(&PostParams::default(), gs)
+            .await
+            .unwrap_or_else(|e| panic!("creating GenericSecret {ns}/{}: {e}", gs.name_any()))
+    }
+
+    pub async fn delete(&self, ns: &str, name: &str) {
+        self.gsecs(ns)
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap_or_else(|e| panic!("deleting GenericSecret {ns}/{name}: {e}"));
+    }
+
+    /// Replace `spec.data` with a merge patch (a rotation).
+    pub async fn set_data(&self, ns: &str, name: &str, data: &[(&str, &str)]) {
+        let data: BTreeMap<_, _> = data.iter().map(|(k, v)| (*k, b64(v))).collect();
+        let patch = json!({"spec": {"data": data}});
+        self.gsecs(ns)
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap_or_else(|e| panic!("patching {ns}/{name}: {e}"));
+    }
+
+    /// Waits until `ns/name` Ready has `status` and `reason`; returns the object.
+    pub async fn wait_ready(
+        &self,
+        ns: &str,
+        name: &str,
+        status: &str,
+        reason: &str,
+    ) -> GenericSecret {
+        let api = self.gsecs(ns);
+        wait_for(
+            &format!("{ns}/{name} Ready={status} ({reason})"),
+            REACT,
+            || async {
+                let gs = api.get(name).await.map_err(|e| e.to_string())?;
+                let current = gs.metadata.generation
+                    == gs.status.as_ref().and_then(|s| s.observed_generation);
+                match gs.ready_condition() {
+                    Some(c) if current && c.status == status && c.reason == reason => Ok(gs),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
+        .await
+    }
+
+    /// Waits until Secret `ns/name` holds exactly `data` (decoded strings).
+    pub async fn wait_secret_data(&self, ns: &str, name: &str, data: &[(&str, &str)]) -> Secret {
+        let api = self.secrets(ns);
+        let want: BTreeMap<String, Vec<u8>> = data
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect();
+        wait_for(
+            &format!("Secret {ns}/{name} to hold {:?}", want.keys()),
+            REACT,
+            || async {
+                let secret = api.get_opt(name).await.map_err(|e| e.to_string())?;
+                let Some(secret) = secret else {
+                    return Err("absent".to_owned());
+                };
+                let have: BTreeMap<String, Vec<u8>> = secret
+                    .data
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect();
+                if have == want {
+                    Ok(secret)
+                } else {
+                    Err(format!("keys {:?}", have.keys().collect::<Vec<_>>()))
+                }
+            },
+        )
+        .await
+    }
+
+    pub async fn wait_secret_absent(&self, ns: &str, name: &str) {
+        let api = self.secrets(ns);
+        wait_for(
+            &format!("Secret {ns}/{name} to be absent"),
+            REACT,
+            || async { matches!(api.get_opt(name).await, Ok(None)) },
+        )
+        .await
+    }
+
+    /// Deletes the tenant namespace; resource-group namespaces are the test's.
+    pub async fn cleanup(mut self) {
+        self.stop();
+        if let Some(tenant) = self.tenant_ns.take() {
+            tenant.cleanup().await;
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!("operator log: {}", self.log.display());
+        }
+    }
+}
+
+/// Debug logs from the operator (the canary test needs them), without the
+/// HTTP stack's noise; `GSO_TEST_OPERATOR_LOG` overrides it.
+fn operator_log_filter() -> String {
+    std::env::var("GSO_TEST_OPERATOR_LOG")
+        .unwrap_or_else(|_| "debug,hyper=info,tower=info,rustls=info,kube_client=info".to_owned())
+}
+
+pub fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// A GenericSecret with string data (base64-encoded here, as users do).
+pub fn generic_secret(name: &str, scope: Scope, data: &[(&str, &str)]) -> GenericSecret {
+    GenericSecret::new(
+        name,
+        GenericSecretSpec {
+            scope,
+            secret_name: None,
+            type_: "Opaque".into(),
+            data: Some(SecretData(
+                data.iter().map(|(k, v)| (k.to_string(), b64(v))).collect(),
+            )),
+            data_from: None,
+            labels: BTreeMap::new(),
+        },
+    )
+}
+
+/// Relabels a namespace (merge patch; `None` removes the label).
+pub async fn label_namespace(name: &str, key: &str, value: Option<&str>) {
+    let patch = json!({"metadata": {"labels": {key: value}}});
+    Api::<Namespace>::all(client().await)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap_or_else(|e| panic!("labelling namespace {name}: {e}"));
+}
