@@ -24,7 +24,7 @@ up: control-plane
 	@echo
 	@echo "try: kubectl --kubeconfig $(KUBECONFIG_ADMIN) get ns"
 
-## Stop the control plane (by recorded PIDs).
+## Stop the dev operator and the control plane (by recorded PIDs).
 down:
 	$(CP_DIR)/down.sh
 
@@ -36,5 +36,11 @@ test: control-plane
 	if [[ -n "$${CI:-}" ]]; then $(CP_DIR)/down.sh; fi; \
 	exit $$rc
 
-## Local development loop (placeholder: for now just `up`).
-dev: up
+## Local development loop: start the control plane, build the operator,
+## install the CRD, run the operator in the background (log and PID in
+## target/control-plane/run/operator.{log,pid}), apply deploy/examples/ and
+## wait until they are replicated. `make down` stops it all.
+dev: control-plane
+	$(CP_DIR)/up.sh >/dev/null
+	cargo build --locked
+	$(CP_DIR)/dev.sh up

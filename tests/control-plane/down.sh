@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Stops the control plane started by up.sh, by its recorded PIDs only (TERM,
-# wait, then KILL). A no-op when nothing runs. Keeps logs and etcd data for
-# inspection; the next up.sh starts from scratch anyway.
+# Stops the operator started by dev.sh (`make dev`), then the control plane
+# started by up.sh, by their recorded PIDs only (TERM, wait, then KILL). A
+# no-op when nothing runs. Keeps logs and etcd data for inspection; the next
+# up.sh starts from scratch anyway.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,6 +16,8 @@ exec 9>"$run/.lock"
 flock 9
 
 source "$here/lib.sh"
+# The operator `make dev` started, first: it talks to the apiserver.
+"$here/dev.sh" stop
 if any_pid_file; then
   stop_all
   echo "control plane: stopped" >&2
