@@ -308,7 +308,9 @@ async fn patch_status(
     if let Some((reason, ready, message)) =
         after.filter(|a| before.as_ref().map(|b| &b.0) != Some(&a.0))
     {
-        let kind = if ready == "True" {
+        // Progress and intended shadowing are normal; blocked or failing is not.
+        let normal = ready == "True" || matches!(reason.as_str(), "Progressing" | "Shadowed");
+        let kind = if normal {
             EventType::Normal
         } else {
             EventType::Warning

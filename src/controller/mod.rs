@@ -190,7 +190,14 @@ async fn reconcile(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, 
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    .or_else(|e| match e {
+        // A second look at an object whose finalizer the first one removed:
+        // it is gone, which is what cleanup wanted.
+        kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(s)) if s.code == 404 => {
+            Ok(Action::await_change())
+        }
+        e => Err(Error::Finalizer(Box::new(e))),
+    });
     if result.is_ok() {
         ctx.failures.lock().map(|mut f| f.remove(&key)).ok();
         tracing::debug!(object = %format!("{}/{}", ns, key.name), "reconciled");

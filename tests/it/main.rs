@@ -5,3 +5,4 @@ mod foundation;
 mod generic_secrets;
 mod harness;
 mod operator;
+mod validation;

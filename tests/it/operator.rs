@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use generic_secrets_operator::api::{GenericSecret, GenericSecretSpec, Scope, SecretData};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
@@ -244,8 +244,35 @@ impl Operator {
         .await
     }
 
-    /// Deletes the tenant namespace; resource-group namespaces are the test's.
+    /// Deletes every GenericSecret of this installation while the operator
+    /// still runs (so their finalizers complete and no namespace is left
+    /// terminating), then stops it and deletes the tenant namespace.
     pub async fn cleanup(mut self) {
+        let api: Api<GenericSecret> = Api::all(self.client.clone());
+        let selector = ListParams::default().labels(&format!("{INSTANCE_LABEL}={}", self.id));
+        let namespaces = Api::<Namespace>::all(self.client.clone())
+            .list(&selector)
+            .await
+            .expect("listing namespaces");
+        let mut mine: Vec<String> = namespaces.items.iter().map(|n| n.name_any()).collect();
+        mine.push(self.tenant.clone());
+        let ours = |gs: &GenericSecret| mine.contains(&gs.namespace().unwrap_or_default());
+        let list = api
+            .list(&Default::default())
+            .await
+            .expect("listing GenericSecrets");
+        let mut left: Vec<(String, String)> = Vec::new();
+        for gs in list.items.iter().filter(|g| ours(g)) {
+            let ns = gs.namespace().unwrap_or_default();
+            let _ = self
+                .gsecs(&ns)
+                .delete(&gs.name_any(), &DeleteParams::default())
+                .await;
+            left.push((ns, gs.name_any()));
+        }
+        for (ns, name) in left {
+            crate::harness::wait_deleted(&self.gsecs(&ns), &name, REACT).await;
+        }
         self.stop();
         if let Some(tenant) = self.tenant_ns.take() {
             tenant.cleanup().await;

@@ -1,0 +1,121 @@
+//! What the apiserver itself refuses, through `kubectl apply` as a user runs
+//! it: the CRD schema and its CEL rules. No operator needed.
+
+use crate::harness::{TestNamespace, kubectl};
+use crate::operator::install_crd;
+
+/// `kubectl apply` of `yaml` in `ns`; returns (success, stderr).
+fn apply(ns: &str, yaml: &str) -> (bool, String) {
+    let dir = std::env::temp_dir().join(format!("gso-{}", crate::harness::unique_suffix()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("object.yaml");
+    std::fs::write(&file, yaml).expect("write manifest");
+    let out = kubectl(["apply", "-n", ns, "-f", &file.to_string_lossy()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn manifest(spec: &str) -> String {
+    format!(
+        "apiVersion: aicore.dev/v1alpha1\nkind: GenericSecret\nmetadata:\n  name: subject\nspec:\n{spec}"
+    )
+}
+
+fn assert_rejected(ns: &str, spec: &str, message: &str) {
+    let (ok, stderr) = apply(ns, &manifest(spec));
+    assert!(!ok, "the apiserver accepted:\n{spec}");
+    assert!(
+        stderr.contains(message),
+        "rejection of\n{spec}\nshould say {message:?}; kubectl said: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_objects_are_refused_with_clear_messages() {
+    install_crd();
+    let ns = TestNamespace::new("validation").await;
+    let ns_name = ns.name();
+    assert_rejected(
+        ns_name,
+        "  data: {token: 'not base64!'}\n",
+        "spec.data.token",
+    );
+    assert_rejected(ns_name, "  data: {}\n", "should have at least 1 properties");
+    assert_rejected(
+        ns_name,
+        "  data: {'bad/key': YQ==}\n",
+        "data keys must consist of alphanumerics",
+    );
+    assert_rejected(
+        ns_name,
+        "  data: {k: YQ==}\n  labels: {team: ml}\n",
+        "label keys must start with ext.ai.sap.com/",
+    );
+    assert_rejected(
+        ns_name,
+        "  data: {k: YQ==}\n  dataFrom: {secretRef: {name: src}}\n",
+        "exactly one of data or dataFrom must be set",
+    );
+    assert_rejected(
+        ns_name,
+        "  scope: Everywhere\n  data: {k: YQ==}\n",
+        "Unsupported value",
+    );
+    assert_rejected(
+        ns_name,
+        "  secretName: bad.name\n  data: {k: YQ==}\n",
+        "spec.secretName",
+    );
+    ns.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scope_and_immutable_labels_cannot_change() {
+    install_crd();
+    let ns = TestNamespace::new("immutable").await;
+    let ns_name = ns.name();
+    let created = "  scope: TenantWide\n  data: {k: YQ==}\n  labels: {ext.ai.sap.com/document-grounding: 'true', ext.ai.sap.com/team: ml}\n";
+    let (ok, stderr) = apply(ns_name, &manifest(created));
+    assert!(ok, "valid object refused: {stderr}");
+
+    assert_rejected(
+        ns_name,
+        "  scope: ResourceGroup\n  data: {k: YQ==}\n  labels: {ext.ai.sap.com/document-grounding: 'true'}\n",
+        "scope is immutable",
+    );
+    assert_rejected(
+        ns_name,
+        "  scope: TenantWide\n  data: {k: YQ==}\n  labels: {ext.ai.sap.com/document-grounding: 'false'}\n",
+        "cannot change after creation",
+    );
+    assert_rejected(
+        ns_name,
+        "  scope: TenantWide\n  data: {k: YQ==}\n  labels: {ext.ai.sap.com/documentRepositoryType: vector}\n",
+        "cannot change after creation",
+    );
+    // Other labels and the data may change.
+    let changed = "  scope: TenantWide\n  data: {k: Yg==}\n  labels: {ext.ai.sap.com/document-grounding: 'true', ext.ai.sap.com/team: ai}\n";
+    let (ok, stderr) = apply(ns_name, &manifest(changed));
+    assert!(ok, "allowed change refused: {stderr}");
+    ns.cleanup().await;
+}
+
+#[test]
+fn checked_in_crd_matches_the_rust_types() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_generic-secrets-operator"))
+        .arg("crd")
+        .output()
+        .expect("running generic-secrets-operator crd");
+    assert!(out.status.success(), "crd subcommand failed");
+    let generated = String::from_utf8(out.stdout).expect("utf-8");
+    let checked_in =
+        std::fs::read_to_string(crate::harness::repo_root().join("crds/genericsecret.yaml"))
+            .expect("crds/genericsecret.yaml");
+    assert!(
+        generated == checked_in,
+        "crds/genericsecret.yaml is stale: run `cargo run -- crd > crds/genericsecret.yaml`"
+    );
+}
