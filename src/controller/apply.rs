@@ -42,6 +42,7 @@ pub async fn apply(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, 
         .iter()
         .map(|t| (t.clone(), observe(&gs, &plan, t, &data, &ctx)))
         .collect();
+    let stored = gs.status.clone();
     let before = status::replicated_status(&gs, &plan, &observed, &hash, now);
     let gs = patch_status(&gs, &ctx, before).await?;
 
@@ -60,13 +61,18 @@ pub async fn apply(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, 
     let failed = outcomes
         .iter()
         .any(|(_, o)| matches!(o, Outcome::Failed(_)));
+    let changed = wrote || stored.as_ref() != Some(&after);
     patch_status(&gs, &ctx, after).await?;
 
-    for peer in &plan.notify {
-        ctx.notify(peer.clone());
-    }
-    if wrote {
-        for peer in plan::affected_by_removal(&gs, &snap) {
+    // Objects sharing the Secret name decide from what this one did; telling
+    // them only on a change keeps two of them from waking each other forever.
+    if changed {
+        for peer in plan
+            .notify
+            .iter()
+            .cloned()
+            .chain(plan::same_name(&gs, &snap))
+        {
             ctx.notify(peer);
         }
     }

@@ -178,8 +178,9 @@ impl Context {
 async fn reconcile(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = gs.namespace().unwrap_or_default();
     if !ctx.handles(&ns) {
-        // Another installation's namespace (or one our cache has not seen yet).
-        return Ok(Action::requeue(ctx.config.source_retry));
+        // Another installation's namespace, or one our cache has not seen
+        // yet: when it arrives, the namespace watch brings this object back.
+        return Ok(Action::await_change());
     }
     let api: Api<GenericSecret> = Api::namespaced(ctx.client.clone(), &ns);
     let key = ObjectRef::from(gs.as_ref());

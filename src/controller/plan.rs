@@ -261,10 +261,9 @@ fn plan_tenant_wide(gs: &GenericSecret, snap: &Snapshot<'_>, mut plan: Plan) -> 
             None => Mode::Write,
             Some(shadowing) => {
                 let (mode, wake) = yield_or_override(gs, shadowing, snap);
-                if wake.is_none() {
-                    // It has not recorded its shadow yet: ask it to.
-                    plan.notify.push(ObjectRef::from(shadowing));
-                }
+                // It may have to record its shadow, or restore data this
+                // object wrote from an older snapshot.
+                plan.notify.push(ObjectRef::from(shadowing));
                 plan.wake_at = earliest(plan.wake_at, wake.or(Some(snap.now + SHADOW_RECORD_WAIT)));
                 mode
             }
@@ -364,22 +363,32 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
     }
 }
 
+/// Live objects other than `gs` that want the same Secret name.
+pub fn same_name(gs: &GenericSecret, snap: &Snapshot<'_>) -> Vec<ObjectRef<GenericSecret>> {
+    let name = secret_name(gs);
+    snap.generic_secrets
+        .iter()
+        .filter(|o| o.uid() != gs.uid() && is_live(o) && secret_name(o) == name)
+        .map(|o| ObjectRef::from(o.as_ref()))
+        .collect()
+}
+
 /// Objects that must look again when `gs` goes away: every object wanting the
 /// same Secret name, and the tenant-wide objects waiting for a quota slot.
 pub fn affected_by_removal(
     gs: &GenericSecret,
     snap: &Snapshot<'_>,
 ) -> Vec<ObjectRef<GenericSecret>> {
-    let name = secret_name(gs);
-    let tenant_wide_freed = gs.spec.scope == Scope::TenantWide;
-    snap.generic_secrets
-        .iter()
-        .filter(|o| o.uid() != gs.uid() && is_live(o))
-        .filter(|o| {
-            secret_name(o) == name || tenant_wide_freed && o.spec.scope == Scope::TenantWide
-        })
-        .map(|o| ObjectRef::from(o.as_ref()))
-        .collect()
+    let mut affected = same_name(gs, snap);
+    if gs.spec.scope == Scope::TenantWide {
+        affected.extend(
+            snap.tenant_wide_in_order()
+                .into_iter()
+                .filter(|o| o.uid() != gs.uid() && secret_name(o) != secret_name(gs))
+                .map(ObjectRef::from),
+        );
+    }
+    affected
 }
 
 /// Whether a replica of `gs` in `namespace` must stay when `gs` goes away,
