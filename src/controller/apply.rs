@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::plan::{self, Blocked, Plan, Target};
 use super::status::{self, Outcome};
-use super::{Context, Error};
+use super::{Context, Error, SOURCE_LABEL};
 use crate::api::validation::decode_data;
 use crate::api::{GenericSecret, GenericSecretStatus};
 use crate::replicas::{self, Data, MANAGER};
@@ -100,8 +100,9 @@ async fn read_data(gs: &GenericSecret, ctx: &Context) -> Result<Result<Data, Blo
     Ok(
         match source.and_then(|s| s.data).filter(|d| !d.is_empty()) {
             Some(data) => Ok(data),
-            None => Err(Blocked::InvalidSpec(format!(
-                "dataFrom.secretRef: Secret {ns}/{name} does not exist or has no data"
+            None => Err(Blocked::SourceNotFound(format!(
+                "dataFrom.secretRef: Secret {ns}/{name} does not exist or has no data; create it \
+                 (label it {SOURCE_LABEL}=true so that changes reach the replicas at once)"
             ))),
         },
     )
@@ -357,8 +358,13 @@ impl Context {
             .state()
             .iter()
             .map(|ns| {
+                // A terminating namespace takes no new Secrets.
+                let terminating = ns.metadata.deletion_timestamp.is_some();
                 let rg = ns.labels().get(crate::api::RESOURCE_GROUP_LABEL).cloned();
-                (ns.name_any(), rg.filter(|id| !id.is_empty()))
+                (
+                    ns.name_any(),
+                    rg.filter(|id| !id.is_empty() && !terminating),
+                )
             })
             .collect()
     }

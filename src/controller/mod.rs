@@ -115,12 +115,7 @@ impl Context {
         all: &'a [Arc<GenericSecret>],
         now: Timestamp,
     ) -> Snapshot<'a> {
-        Snapshot {
-            rules: &self.rules,
-            namespaces,
-            generic_secrets: all,
-            now,
-        }
+        Snapshot::new(&self.rules, namespaces, all, now)
     }
 
     fn notify(&self, object: ObjectRef<GenericSecret>) {

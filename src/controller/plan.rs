@@ -2,7 +2,7 @@
 //! name that two objects want (quota, collisions, shadowing). Pure: it reads a
 //! [`Snapshot`] of the watch caches and returns plain data.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -26,19 +26,66 @@ pub struct Rules {
     pub max_tenant_wide: usize,
 }
 
-/// The world as the watch caches show it.
+/// The world as the watch caches show it, indexed once per reconcile so
+/// that planning stays linear in the number of namespaces and objects.
 pub struct Snapshot<'a> {
     pub rules: &'a Rules,
     /// Known namespaces → resource-group id (None: not a resource group).
     pub namespaces: &'a BTreeMap<String, Option<String>>,
     pub generic_secrets: &'a [Arc<GenericSecret>],
     pub now: Timestamp,
+    /// Live objects by (namespace, Secret name), oldest first.
+    by_secret: HashMap<(String, String), Vec<&'a GenericSecret>>,
+    /// Live tenant-wide objects in the tenant namespace, oldest first.
+    tenant_wide: Vec<&'a GenericSecret>,
+}
+
+impl<'a> Snapshot<'a> {
+    pub fn new(
+        rules: &'a Rules,
+        namespaces: &'a BTreeMap<String, Option<String>>,
+        generic_secrets: &'a [Arc<GenericSecret>],
+        now: Timestamp,
+    ) -> Self {
+        let mut live: Vec<&GenericSecret> = generic_secrets
+            .iter()
+            .map(Arc::as_ref)
+            .filter(|g| is_live(g))
+            .collect();
+        live.sort_by_key(|g| creation_key(g));
+        let mut by_secret: HashMap<(String, String), Vec<&GenericSecret>> = HashMap::new();
+        for gs in &live {
+            let key = (gs.namespace().unwrap_or_default(), secret_name(gs));
+            by_secret.entry(key).or_default().push(gs);
+        }
+        let tenant_wide = live
+            .into_iter()
+            .filter(|g| g.spec.scope == Scope::TenantWide)
+            .filter(|g| g.namespace().as_deref() == Some(&rules.tenant_namespace))
+            .collect();
+        Snapshot {
+            rules,
+            namespaces,
+            generic_secrets,
+            now,
+            by_secret,
+            tenant_wide,
+        }
+    }
+
+    /// Live objects in `namespace` whose replicas are named `name`.
+    fn named(&self, namespace: &str, name: &str) -> &[&'a GenericSecret] {
+        self.by_secret
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .map_or(&[], Vec::as_slice)
+    }
 }
 
 /// Why an object writes nothing; each says what the user can do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Blocked {
     InvalidSpec(String),
+    SourceNotFound(String),
     WrongNamespace(String),
     TenantWideQuotaExceeded { limit: usize, position: usize },
     NameCollision { secret_name: String, other: String },
@@ -49,6 +96,7 @@ impl Blocked {
     pub fn reason(&self) -> &'static str {
         match self {
             Blocked::InvalidSpec(_) => "InvalidSpec",
+            Blocked::SourceNotFound(_) => "SourceNotFound",
             Blocked::WrongNamespace(_) => "WrongNamespace",
             Blocked::TenantWideQuotaExceeded { .. } => "TenantWideQuotaExceeded",
             Blocked::NameCollision { .. } => "NameCollision",
@@ -57,7 +105,9 @@ impl Blocked {
 
     pub fn message(&self) -> String {
         match self {
-            Blocked::InvalidSpec(m) | Blocked::WrongNamespace(m) => m.clone(),
+            Blocked::InvalidSpec(m) | Blocked::SourceNotFound(m) | Blocked::WrongNamespace(m) => {
+                m.clone()
+            }
             Blocked::TenantWideQuotaExceeded { limit, position } => format!(
                 "at most {limit} tenant-wide secrets per tenant; this one is number {position} \
                  (by creation time). Delete a tenant-wide GenericSecret to free a slot; \
@@ -138,28 +188,13 @@ impl Snapshot<'_> {
         self.namespaces.get(namespace)?.as_deref()
     }
 
-    /// Live tenant-wide objects in the tenant namespace, oldest first.
-    fn tenant_wide_in_order(&self) -> Vec<&GenericSecret> {
-        let mut all: Vec<&GenericSecret> = self
-            .generic_secrets
-            .iter()
-            .map(Arc::as_ref)
-            .filter(|g| g.spec.scope == Scope::TenantWide && is_live(g))
-            .filter(|g| g.namespace().as_deref() == Some(&self.rules.tenant_namespace))
-            .collect();
-        all.sort_by_key(|g| creation_key(g));
-        all
-    }
-
     /// An older live object in the same namespace with the same Secret name.
     fn collides_with(&self, gs: &GenericSecret) -> Option<&GenericSecret> {
-        let name = secret_name(gs);
-        self.generic_secrets
+        let ns = gs.namespace().unwrap_or_default();
+        self.named(&ns, &secret_name(gs))
             .iter()
-            .map(Arc::as_ref)
-            .filter(|o| is_live(o) && o.namespace() == gs.namespace() && o.uid() != gs.uid())
-            .filter(|o| secret_name(o) == name)
-            .find(|o| creation_key(o) < creation_key(gs))
+            .copied()
+            .find(|o| o.uid() != gs.uid() && creation_key(o) < creation_key(gs))
     }
 
     /// Why `gs` may not write, if it may not.
@@ -178,8 +213,7 @@ impl Snapshot<'_> {
         }
         if gs.spec.scope == Scope::TenantWide {
             let limit = self.rules.max_tenant_wide;
-            let order = self.tenant_wide_in_order();
-            let position = order.iter().position(|g| g.uid() == gs.uid())? + 1;
+            let position = self.tenant_wide.iter().position(|g| g.uid() == gs.uid())? + 1;
             if position > limit {
                 return Some(Blocked::TenantWideQuotaExceeded { limit, position });
             }
@@ -207,19 +241,18 @@ impl Snapshot<'_> {
 
     /// The tenant-wide object that currently owns Secret name `name`.
     fn tenant_wide_named(&self, name: &str) -> Option<&GenericSecret> {
-        self.tenant_wide_in_order()
-            .into_iter()
-            .find(|g| secret_name(g) == name && self.blocked(g).is_none())
+        self.named(&self.rules.tenant_namespace, name)
+            .iter()
+            .copied()
+            .find(|g| g.spec.scope == Scope::TenantWide && self.blocked(g).is_none())
     }
 
     /// The resource-group object in `namespace` that shadows Secret `name`.
     fn resource_group_named(&self, namespace: &str, name: &str) -> Option<&GenericSecret> {
-        self.generic_secrets
+        self.named(namespace, name)
             .iter()
-            .map(Arc::as_ref)
-            .filter(|g| g.spec.scope == Scope::ResourceGroup && is_live(g))
-            .filter(|g| g.namespace().as_deref() == Some(namespace))
-            .find(|g| secret_name(g) == name && self.blocked(g).is_none())
+            .copied()
+            .find(|g| g.spec.scope == Scope::ResourceGroup && self.blocked(g).is_none())
     }
 }
 
@@ -366,10 +399,12 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
 /// Live objects other than `gs` that want the same Secret name.
 pub fn same_name(gs: &GenericSecret, snap: &Snapshot<'_>) -> Vec<ObjectRef<GenericSecret>> {
     let name = secret_name(gs);
-    snap.generic_secrets
+    snap.by_secret
         .iter()
-        .filter(|o| o.uid() != gs.uid() && is_live(o) && secret_name(o) == name)
-        .map(|o| ObjectRef::from(o.as_ref()))
+        .filter(|((_, n), _)| *n == name)
+        .flat_map(|(_, objects)| objects.iter())
+        .filter(|o| o.uid() != gs.uid())
+        .map(|o| ObjectRef::from(*o))
         .collect()
 }
 
@@ -382,8 +417,9 @@ pub fn affected_by_removal(
     let mut affected = same_name(gs, snap);
     if gs.spec.scope == Scope::TenantWide {
         affected.extend(
-            snap.tenant_wide_in_order()
-                .into_iter()
+            snap.tenant_wide
+                .iter()
+                .copied()
                 .filter(|o| o.uid() != gs.uid() && secret_name(o) != secret_name(gs))
                 .map(ObjectRef::from),
         );

@@ -695,10 +695,6 @@ async fn data_from_follows_a_labelled_source_secret() {
         data: Some([("k".to_owned(), ByteString(b"from-source".to_vec()))].into()),
         ..Secret::default()
     };
-    op.secrets(&op.tenant)
-        .create(&PostParams::default(), &source)
-        .await
-        .expect("create source");
     let mut gs = generic_secret("creds", Scope::TenantWide, &[]);
     gs.spec.data = None;
     gs.spec.data_from = Some(generic_secrets_operator::api::DataFrom {
@@ -707,6 +703,18 @@ async fn data_from_follows_a_labelled_source_secret() {
         },
     });
     op.create(&op.tenant, &gs).await;
+    // The source is missing at first: the object says so and waits.
+    let blocked = op
+        .wait_ready(&op.tenant, "creds", "False", "SourceNotFound")
+        .await;
+    let msg = blocked.ready_condition().expect("Ready").message.clone();
+    assert!(msg.contains("sealed-output"), "{msg}");
+    // Creating it replicates; rotating it below reaches the replicas through
+    // the source watch (the resync is 10 minutes away).
+    op.secrets(&op.tenant)
+        .create(&PostParams::default(), &source)
+        .await
+        .expect("create source");
     op.wait_secret_data(a.name(), "creds", &[("k", "from-source")])
         .await;
 

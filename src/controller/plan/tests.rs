@@ -51,15 +51,7 @@ fn plan_at(
 ) -> Result<Plan, Blocked> {
     let rules = rules();
     let ns = namespaces();
-    plan(
-        gs,
-        &Snapshot {
-            rules: &rules,
-            namespaces: &ns,
-            generic_secrets: all,
-            now,
-        },
-    )
+    plan(gs, &Snapshot::new(&rules, &ns, all, now))
 }
 
 fn target_namespaces(plan: &Plan) -> Vec<&str> {
@@ -237,12 +229,7 @@ fn deletion_hands_shared_names_over() {
     let rules = rules();
     let ns = namespaces();
     let all = vec![tw.clone(), rg.clone()];
-    let snap = Snapshot {
-        rules: &rules,
-        namespaces: &ns,
-        generic_secrets: &all,
-        now: at(20),
-    };
+    let snap = Snapshot::new(&rules, &ns, &all, at(20));
     assert_eq!(
         successor_in(&rg, "team-a", &snap),
         Some(ObjectRef::from(tw.as_ref()))
@@ -265,12 +252,7 @@ fn tenant_namespace_is_never_a_resource_group_target() {
     let rules = rules();
     let tw = gsec(TENANT, "wide", Scope::TenantWide, 0);
     let all = vec![tw.clone()];
-    let snap = Snapshot {
-        rules: &rules,
-        namespaces: &ns,
-        generic_secrets: &all,
-        now: at(1),
-    };
+    let snap = Snapshot::new(&rules, &ns, &all, at(1));
     let p = plan(&tw, &snap).expect("plan");
     assert!(!target_namespaces(&p).contains(&TENANT));
 }
