@@ -5,5 +5,7 @@
 
 pub mod api;
 pub mod controller;
+pub mod http;
+pub mod metrics;
 pub mod replicas;
 pub mod telemetry;

@@ -1,11 +1,14 @@
 //! `generic-secrets-operator`: parse flags, set up logging, run.
 #![forbid(unsafe_code)]
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use generic_secrets_operator::controller::{self, Config};
+use generic_secrets_operator::http::{self, Health};
 use generic_secrets_operator::{api, telemetry};
 use k8s_openapi::jiff::SignedDuration;
 
@@ -48,6 +51,9 @@ struct RunArgs {
     resync_interval: SignedDuration,
     #[arg(long, value_enum, default_value = "json")]
     log_format: telemetry::LogFormat,
+    /// Address of /healthz, /readyz and /metrics (port 0: any free port).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    http_addr: SocketAddr,
 }
 
 fn parse_duration(s: &str) -> Result<SignedDuration, String> {
@@ -96,7 +102,18 @@ async fn run(args: RunArgs) -> ExitCode {
         resync_interval: args.resync_interval.unsigned_abs(),
         source_retry: SOURCE_RETRY,
     };
+    let health = Health {
+        metrics: Arc::default(),
+        ready: Arc::default(),
+    };
+    match http::serve(args.http_addr, health.clone()).await {
+        Ok(addr) => tracing::info!(%addr, "serving /healthz, /readyz and /metrics"),
+        Err(e) => {
+            tracing::error!(error = %e, addr = %args.http_addr, "cannot bind the HTTP port");
+            return ExitCode::FAILURE;
+        }
+    }
     tracing::info!(tenant_namespace = %config.tenant_namespace, "starting controller");
-    controller::run(client, config).await;
+    controller::run(client, config, health).await;
     ExitCode::SUCCESS
 }

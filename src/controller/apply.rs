@@ -17,7 +17,9 @@ use super::status::{self, Outcome};
 use super::{Context, Error, SOURCE_LABEL};
 use crate::api::validation::decode_data;
 use crate::api::{GenericSecret, GenericSecretStatus};
+use crate::metrics;
 use crate::replicas::{self, Data, MANAGER};
+use kube::runtime::reflector::ObjectRef;
 
 /// The apply branch of the finalizer: make every planned replica current.
 pub async fn apply(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -62,6 +64,11 @@ pub async fn apply(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, 
         .iter()
         .any(|(_, o)| matches!(o, Outcome::Failed(_)));
     let changed = wrote || stored.as_ref() != Some(&after);
+    let pending = outcomes
+        .iter()
+        .filter(|(_, o)| !matches!(o, Outcome::Current | Outcome::Written | Outcome::Yielded))
+        .count();
+    ctx.set_pending(ObjectRef::from(&gs), Some(pending as i64));
     patch_status(&gs, &ctx, after).await?;
 
     // Objects sharing the Secret name decide from what this one did; telling
@@ -164,6 +171,7 @@ async fn ensure_replica(
         let written = api.patch(name, &params, &Patch::Apply(&desired)).await?;
         remove_foreign_fields(&api, &written, &desired).await?;
         tracing::info!(namespace = %target.namespace, secret = %name, "replica written");
+        ctx.metrics.wrote(metrics::WriteKind::Applied);
         Ok::<_, kube::Error>(Outcome::Written)
     };
     match result.await {
@@ -238,6 +246,7 @@ async fn delete_replica(ctx: &Context, replica: &Secret) -> Result<(), kube::Err
     match api.delete(&replica.name_any(), &params).await {
         Ok(_) => {
             tracing::info!(namespace = %ns, secret = %replica.name_any(), "replica deleted");
+            ctx.metrics.wrote(metrics::WriteKind::Deleted);
             Ok(())
         }
         // Already gone, or replaced by another object: nothing of ours left.
@@ -269,6 +278,7 @@ pub async fn cleanup(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action
     for peer in plan::affected_by_removal(&gs, &snap) {
         ctx.notify(peer);
     }
+    ctx.set_pending(ObjectRef::from(gs.as_ref()), None);
     ctx.publish(&gs, EventType::Normal, "Deleted", "replicas removed")
         .await;
     Ok(Action::await_change())

@@ -7,6 +7,7 @@ pub mod plan;
 pub mod status;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use crate::api::{GenericSecret, Scope};
+use crate::http::Health;
+use crate::metrics::{ErrorLabels, Metrics, Outcome, ReconcileLabels};
 use crate::replicas::{self, MANAGED_BY_LABEL, MANAGER, OWNER_LABEL, TENANT_LABEL};
 use plan::{Rules, Snapshot};
 
@@ -70,6 +73,9 @@ pub struct Context {
     notify: mpsc::UnboundedSender<ObjectRef<GenericSecret>>,
     /// Consecutive failures per object, for the retry backoff.
     failures: Mutex<HashMap<ObjectRef<GenericSecret>, u32>>,
+    pub metrics: Arc<Metrics>,
+    /// Pending targets per object as last reported, behind the gauge.
+    pending: Mutex<HashMap<ObjectRef<GenericSecret>, i64>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +167,20 @@ impl Context {
         Action::requeue(wait + Duration::from_millis(50))
     }
 
+    /// Record how many targets of `object` still wait for the current data.
+    fn set_pending(&self, object: ObjectRef<GenericSecret>, pending: Option<i64>) {
+        let Ok(mut map) = self.pending.lock() else {
+            return;
+        };
+        let old = match pending {
+            Some(n) => map.insert(object, n),
+            None => map.remove(&object),
+        };
+        self.metrics
+            .pending_targets
+            .inc_by(pending.unwrap_or(0) - old.unwrap_or(0));
+    }
+
     /// Whether this installation handles objects in `namespace`.
     fn handles(&self, namespace: &str) -> bool {
         self.config.namespace_selector.is_none()
@@ -179,6 +199,7 @@ async fn reconcile(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, 
     }
     let api: Api<GenericSecret> = Api::namespaced(ctx.client.clone(), &ns);
     let key = ObjectRef::from(gs.as_ref());
+    let started = std::time::Instant::now();
     let result = finalizer(&api, FINALIZER, gs, |event| async {
         match event {
             Finalizer::Apply(gs) => apply::apply(gs, ctx.clone()).await,
@@ -194,6 +215,18 @@ async fn reconcile(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, 
         }
         e => Err(Error::Finalizer(Box::new(e))),
     });
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    let outcome = if result.is_ok() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    };
+    ctx.metrics
+        .reconciles
+        .get_or_create(&ReconcileLabels { outcome })
+        .inc();
     if result.is_ok() {
         ctx.failures.lock().map(|mut f| f.remove(&key)).ok();
         tracing::debug!(object = %format!("{}/{}", ns, key.name), "reconciled");
@@ -204,7 +237,12 @@ async fn reconcile(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, 
 /// Report a failed reconcile once (log + Warning event) and back off.
 fn error_policy(gs: Arc<GenericSecret>, error: &Error, ctx: Arc<Context>) -> Action {
     let chain = error_chain(error);
-    tracing::warn!(object = %replicas::object_key(&gs), category = error.category(), error = %chain, "reconcile failed");
+    let category = error.category();
+    ctx.metrics
+        .errors
+        .get_or_create(&ErrorLabels { category })
+        .inc();
+    tracing::warn!(object = %replicas::object_key(&gs), category, error = %chain, "reconcile failed");
     let attempts = ctx
         .failures
         .lock()
@@ -234,8 +272,9 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Run the controller until a shutdown signal.
-pub async fn run(client: Client, config: Config) {
+/// Run the controller until a shutdown signal; `health` turns ready once the
+/// caches have synced.
+pub async fn run(client: Client, config: Config, health: Health) {
     let gsecs: Api<GenericSecret> = Api::all(client.clone());
     let controller = Controller::new(gsecs, watcher::Config::default());
     let generic_secrets = controller.store();
@@ -290,7 +329,10 @@ pub async fn run(client: Client, config: Config) {
         replicas: replica_store,
         notify,
         failures: Mutex::default(),
+        metrics: health.metrics.clone(),
+        pending: Mutex::default(),
     });
+    health.ready.store(true, Ordering::Relaxed);
 
     let sources = watcher::Config::default().labels(&format!("{SOURCE_LABEL}=true"));
     controller

@@ -32,6 +32,8 @@ run="$root/target/control-plane/run"
 kubeconfig="$run/kubeconfig"
 
 operator="$root/target/debug/generic-secrets-operator"
+# /healthz, /readyz and /metrics of the dev operator, on loopback only.
+http_port="${GSO_DEV_HTTP_PORT:-8080}"
 pid_file="$run/operator.pid"
 log_file="$run/operator.log"
 tenant_namespace=aicore-system
@@ -100,6 +102,7 @@ start_operator() {
     --tenant-namespace "$tenant_namespace" \
     --namespace-selector "$namespace_selector" \
     --log-format text \
+    --http-addr "127.0.0.1:$http_port" \
     </dev/null >"$log_file" 2>&1 9>&- &
   echo $! >"$pid_file"
   sleep 0.5
@@ -175,6 +178,7 @@ Try this (kubectl is built into target/control-plane/bin):
   kubectl create namespace team-c && kubectl label namespace team-c aicore.dev/resource-group=rg-c
   kubectl get gsec -n aicore-system object-store-creds -o jsonpath='{.status.resourceGroupSecretReplicationStatus}'; echo
   kubectl describe gsec -n team-a team-a-token
+  curl -s 127.0.0.1:$http_port/metrics | grep '^generic_secrets_operator'
   tail -f ${log_file#"$root"/}
 
 Stop: make down (operator and control plane), or ${here#"$root"/}/dev.sh stop (operator only).

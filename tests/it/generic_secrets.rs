@@ -732,3 +732,60 @@ async fn data_from_follows_a_labelled_source_secret() {
     a.cleanup().await;
     op.cleanup().await;
 }
+
+/// A plain HTTP/1.1 GET; returns (status code, body).
+async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_and_metrics_endpoints_report_without_secret_values() {
+    const CANARY: &str = "metrics-canary-5b21";
+    let op = Operator::start(&[]).await;
+    let addr = op.http_addr().await;
+    assert_eq!(http_get(&addr, "/healthz").await, (200, "ok".to_owned()));
+    wait_for("/readyz to answer 200", REACT, || async {
+        http_get(&addr, "/readyz").await.0 == 200
+    })
+    .await;
+    let a = op.resource_group("rg-a").await;
+    op.create(
+        &op.tenant,
+        &generic_secret("creds", Scope::TenantWide, &[("k", CANARY)]),
+    )
+    .await;
+    op.wait_ready(&op.tenant, "creds", "True", "Replicated")
+        .await;
+
+    let (code, metrics) = http_get(&addr, "/metrics").await;
+    assert_eq!(code, 200);
+    for series in [
+        "generic_secrets_operator_reconciles_total{outcome=\"Success\"}",
+        "generic_secrets_operator_secret_writes_total{kind=\"Applied\"} 1",
+        "generic_secrets_operator_pending_targets 0",
+        "generic_secrets_operator_reconcile_duration_seconds_count",
+    ] {
+        assert!(
+            metrics.contains(series),
+            "{series} missing from:\n{metrics}"
+        );
+    }
+    assert!(!metrics.contains(CANARY) && !metrics.contains(&crate::operator::b64(CANARY)));
+    a.cleanup().await;
+    op.cleanup().await;
+}

@@ -68,6 +68,8 @@ impl Operator {
             ("--namespace-selector", selector.as_str()),
             ("--override-interval", "3s"),
             ("--resync-interval", "10m"),
+            // Any free port: tests run several operators side by side.
+            ("--http-addr", "127.0.0.1:0"),
         ];
         let mut args = vec!["run".to_owned()];
         for (flag, value) in defaults {
@@ -121,6 +123,18 @@ impl Operator {
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
+    }
+
+    /// The address of the operator's HTTP port, from its start-up log line.
+    pub async fn http_addr(&self) -> String {
+        wait_for("the operator's HTTP address in its log", REACT, || async {
+            self.logs()
+                .lines()
+                .find(|l| l.contains("serving /healthz"))
+                .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .and_then(|v| v["fields"]["addr"].as_str().map(str::to_owned))
+        })
+        .await
     }
 
     /// Everything the operator logged so far.
