@@ -61,14 +61,18 @@ pub fn object_key(gs: &GenericSecret) -> String {
     format!("{}/{}", gs.namespace().unwrap_or_default(), gs.name_any())
 }
 
-/// Whether the operator created this Secret (and so may change or delete it).
-pub fn is_managed(secret: &Secret) -> bool {
-    secret.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGER)
+/// Whether this installation (tenant) created this Secret, and so may change
+/// or delete it. Another installation's replica is as foreign as a user's.
+pub fn is_managed(secret: &Secret, tenant_namespace: &str) -> bool {
+    let labels = secret.labels();
+    labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGER)
+        && labels.get(TENANT_LABEL).map(String::as_str) == Some(tenant_namespace)
 }
 
-/// Whether `secret` was last written for `gs`.
-pub fn is_written_by(secret: &Secret, gs: &GenericSecret) -> bool {
-    is_managed(secret) && secret.annotations().get(OWNER_ANNOTATION) == Some(&object_key(gs))
+/// Whether `secret` was last written for `gs` by this installation.
+pub fn is_written_by(secret: &Secret, gs: &GenericSecret, tenant_namespace: &str) -> bool {
+    is_managed(secret, tenant_namespace)
+        && secret.annotations().get(OWNER_ANNOTATION) == Some(&object_key(gs))
 }
 
 /// The GenericSecret `<namespace>/<name>` a managed Secret points back to.
@@ -224,8 +228,9 @@ mod tests {
             "rg-a",
             &data("a"),
         );
-        assert!(is_managed(&tw));
-        assert!(is_written_by(&tw, &gs(Scope::TenantWide)));
+        assert!(is_managed(&tw, "tenant"));
+        assert!(!is_managed(&tw, "other-tenant"));
+        assert!(is_written_by(&tw, &gs(Scope::TenantWide), "tenant"));
         assert_eq!(tw.labels()["ext.ai.sap.com/team"], "ml");
         assert!(tw.metadata.owner_references.is_none());
         let tenant = desired_secret(&gs(Scope::Tenant), "tenant", "creds", "tenant", &data("a"));

@@ -6,10 +6,31 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{GeneralPurpose, PAD};
+use base64::{DecodeError, alphabet};
 use k8s_openapi::ByteString;
 
 use super::{GenericSecretSpec, LABEL_PREFIX, SecretData};
+
+/// Standard padded base64, lenient about unused trailing bits like the Go
+/// decoder Kubernetes uses (`YR==` decodes there, so it must here too).
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    PAD.with_decode_allow_trailing_bits(true),
+);
+
+/// Where the base64 is broken, never what it holds: the decoder's own message
+/// quotes the offending character, which would be part of a secret.
+fn base64_error(key: &str, e: &DecodeError) -> String {
+    let at = match e {
+        DecodeError::InvalidByte(offset, _) | DecodeError::InvalidLastSymbol(offset, _) => {
+            format!(" (at character {offset})")
+        }
+        DecodeError::InvalidLength(_) => " (length is not a multiple of 4)".to_owned(),
+        DecodeError::InvalidPadding => " (padding)".to_owned(),
+    };
+    format!("data[{key}] is not valid base64{at}")
+}
 
 /// Largest Secret Kubernetes stores (etcd object limit), in bytes.
 const MAX_SECRET_BYTES: usize = 1024 * 1024;
@@ -29,9 +50,7 @@ pub fn decode_data(data: &SecretData) -> Result<BTreeMap<String, ByteString>, St
     let mut total = 0;
     for (key, value) in &data.0 {
         check_data_key(key)?;
-        let bytes = STANDARD
-            .decode(value)
-            .map_err(|e| format!("data[{key}] is not valid base64: {e}"))?;
+        let bytes = BASE64.decode(value).map_err(|e| base64_error(key, &e))?;
         total += bytes.len();
         decoded.insert(key.clone(), ByteString(bytes));
     }
@@ -122,8 +141,16 @@ mod tests {
 
     #[test]
     fn rejects_invalid_base64_naming_the_key() {
-        let err = validate_spec(&spec(&[("token", "not base64!")])).expect_err("invalid");
-        assert!(err.contains("data[token] is not valid base64"), "{err}");
+        let err = validate_spec(&spec(&[("token", "c2VjcmV0!")])).expect_err("invalid");
+        assert!(
+            err.contains("data[token] is not valid base64 (at character 8)"),
+            "{err}"
+        );
+        assert!(
+            !err.contains('!') && !err.contains("33"),
+            "the bad symbol leaked: {err}"
+        );
+        assert!(decode_data(&SecretData([("k".into(), "YR==".into())].into())).is_ok());
     }
 
     #[test]
@@ -155,7 +182,7 @@ mod tests {
     proptest! {
         #[test]
         fn any_bytes_roundtrip_through_base64(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-            let s = spec(&[("k", &STANDARD.encode(&bytes))]);
+            let s = spec(&[("k", &BASE64.encode(&bytes))]);
             let decoded = decode_data(s.data.as_ref().expect("data")).expect("valid");
             prop_assert_eq!(&decoded["k"].0, &bytes);
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
@@ -28,7 +28,13 @@ pub async fn apply(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, 
     let snap = ctx.snapshot(&namespaces, &all, now);
     let plan = match plan::plan(&gs, &snap) {
         Ok(plan) => plan,
-        Err(blocked) => return report_blocked(&gs, &ctx, &blocked).await,
+        Err(blocked) => {
+            if blocked.withdraws_replicas() {
+                // Over quota or colliding: it must not hold any Secret.
+                delete_unplanned(&gs, &plan::Plan::nothing(), &ctx).await?;
+            }
+            return report_blocked(&gs, &ctx, &blocked).await;
+        }
     };
     let data = match read_data(&gs, &ctx).await? {
         Ok(data) => data,
@@ -45,8 +51,18 @@ pub async fn apply(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, 
         .map(|t| (t.clone(), observe(&gs, &plan, t, &data, &ctx)))
         .collect();
     let stored = gs.status.clone();
-    let before = status::replicated_status(&gs, &plan, &observed, &hash, now);
-    let gs = patch_status(&gs, &ctx, before).await?;
+    // Report new data (the map turns false) and a new shadow record before
+    // writing. Otherwise the status only changes after the writes: patching a
+    // provisional status every time would retrigger this object forever
+    // while a target stays in conflict.
+    let new_data = stored.as_ref().and_then(|s| s.data_hash.as_deref()) != Some(hash.as_str());
+    let new_shadow = stored.as_ref().and_then(|s| s.shadow.as_ref()) != plan.shadow.as_ref();
+    let gs = if new_data || new_shadow {
+        let before = status::replicated_status(&gs, &plan, &observed, &hash, now);
+        patch_status(&gs, &ctx, before).await?
+    } else {
+        gs.as_ref().clone()
+    };
 
     let mut outcomes = Vec::with_capacity(plan.targets.len());
     let mut wrote = false;
@@ -129,7 +145,7 @@ fn observe(
     let desired = ctx.desired(gs, plan, target, data);
     match ctx.cached_replica(&target.namespace, &plan.secret_name) {
         Some(live)
-            if replicas::is_written_by(&live, gs)
+            if replicas::is_written_by(&live, gs, &ctx.config.tenant_namespace)
                 && replicas::drift(&live, &desired).is_current() =>
         {
             Outcome::Current
@@ -138,7 +154,11 @@ fn observe(
     }
 }
 
-/// Write one replica unless an unmanaged Secret holds the name.
+/// Write one replica unless a Secret this installation did not create holds
+/// the name. Every write is conditional on what was read (create when absent,
+/// apply or delete at the read resourceVersion), so a Secret that appears or
+/// changes in between is never overwritten: the write fails and the next
+/// reconcile looks again.
 async fn ensure_replica(
     gs: &GenericSecret,
     plan: &Plan,
@@ -149,26 +169,51 @@ async fn ensure_replica(
     let desired = ctx.desired(gs, plan, target, data);
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &target.namespace);
     let name = &plan.secret_name;
+    let tenant = &ctx.config.tenant_namespace;
     let result = async {
-        let live = api.get_opt(name).await?;
-        let unmanaged = live.as_ref().is_some_and(|l| !replicas::is_managed(l));
-        if unmanaged && !ctx.config.adopt_existing {
+        let mut live = api.get_opt(name).await?;
+        let foreign = live
+            .as_ref()
+            .is_some_and(|l| !replicas::is_managed(l, tenant));
+        if foreign && !ctx.config.adopt_existing {
             return Ok(Outcome::Conflict(format!(
-                "Secret {}/{name} exists and is not managed by {MANAGER}; delete or rename it, \
-                 or run the operator with --adopt-existing",
+                "Secret {}/{name} exists and was not created by this {MANAGER} installation \
+                 (tenant {tenant}); delete or rename it, or run the operator with --adopt-existing",
                 target.namespace
             )));
         }
-        let drift = live
-            .as_ref()
-            .filter(|l| replicas::is_written_by(l, gs))
-            .map(|l| replicas::drift(l, &desired));
-        if drift.as_ref().is_some_and(|d| d.is_current()) {
+        let current = live.as_ref().is_some_and(|l| {
+            replicas::is_written_by(l, gs, tenant) && replicas::drift(l, &desired).is_current()
+        });
+        if current {
             return Ok(Outcome::Current);
         }
-        // Ours (or adopted): force takes the fields over from other managers.
-        let params = PatchParams::apply(MANAGER).force();
-        let written = api.patch(name, &params, &Patch::Apply(&desired)).await?;
+        // A Secret's type cannot change: replace one of ours of another type
+        // (a shadowing object may use a different type than the tenant-wide one).
+        if let Some(old) = live
+            .as_ref()
+            .filter(|l| l.type_ != desired.type_ && !foreign)
+        {
+            delete_replica(ctx, old).await?;
+            live = None;
+        }
+        let written = match &live {
+            None => {
+                let params = PostParams {
+                    field_manager: Some(MANAGER.to_owned()),
+                    ..PostParams::default()
+                };
+                api.create(&params, &desired).await?
+            }
+            Some(live) => {
+                let mut conditional = desired.clone();
+                conditional.metadata.resource_version = live.resource_version();
+                // Ours (or adopted): force takes fields over from other managers.
+                let params = PatchParams::apply(MANAGER).force();
+                api.patch(name, &params, &Patch::Apply(&conditional))
+                    .await?
+            }
+        };
         remove_foreign_fields(&api, &written, &desired).await?;
         tracing::info!(namespace = %target.namespace, secret = %name, "replica written");
         ctx.metrics.wrote(metrics::WriteKind::Applied);
@@ -237,9 +282,11 @@ async fn delete_replica(ctx: &Context, replica: &Secret) -> Result<(), kube::Err
     let ns = replica.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let params = DeleteParams {
+        // Exactly the version we looked at: if it changed (another object
+        // took the name over), the delete fails and nothing is lost.
         preconditions: Some(Preconditions {
             uid: replica.uid(),
-            resource_version: None,
+            resource_version: replica.resource_version(),
         }),
         ..DeleteParams::default()
     };

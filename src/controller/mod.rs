@@ -34,8 +34,13 @@ use plan::{Rules, Snapshot};
 /// operator does not watch every Secret in the cluster).
 pub const SOURCE_LABEL: &str = "aicore.dev/source";
 
-/// Finalizer that guards replica cleanup.
-pub const FINALIZER: &str = "aicore.dev/replicas";
+/// Finalizer that guards replica cleanup, one per installation
+/// (`replicas.aicore.dev/<tenant namespace>`): an object is cleaned up by the
+/// installation that wrote its replicas, even if its namespace has left that
+/// installation's selector since, and never by another one.
+pub fn finalizer_name(tenant_namespace: &str) -> String {
+    format!("replicas.aicore.dev/{tenant_namespace}")
+}
 
 /// How the operator runs; set from `generic-secrets-operator run` flags.
 #[derive(Clone, Debug)]
@@ -62,6 +67,8 @@ pub struct Context {
     pub config: Config,
     /// The planner's view of `config`.
     rules: Rules,
+    /// This installation's finalizer.
+    finalizer: String,
     /// The controller's own cache of GenericSecrets.
     pub generic_secrets: Store<GenericSecret>,
     /// Namespaces of this installation (label-selected when configured).
@@ -138,7 +145,7 @@ impl Context {
         self.replicas
             .state()
             .into_iter()
-            .filter(|s| replicas::is_written_by(s, gs))
+            .filter(|s| replicas::is_written_by(s, gs, &self.config.tenant_namespace))
             .collect()
     }
 
@@ -146,14 +153,15 @@ impl Context {
         let owner =
             replicas::owner_label_value(&gs.namespace().unwrap_or_default(), &gs.name_any());
         let params = ListParams::default().labels(&format!(
-            "{MANAGED_BY_LABEL}={MANAGER},{OWNER_LABEL}={owner}"
+            "{MANAGED_BY_LABEL}={MANAGER},{OWNER_LABEL}={owner},{TENANT_LABEL}={}",
+            self.config.tenant_namespace
         ));
         let api: Api<Secret> = Api::all(self.client.clone());
         let list = api.list(&params).await?;
         Ok(list
             .items
             .into_iter()
-            .filter(|s| replicas::is_written_by(s, gs))
+            .filter(|s| replicas::is_written_by(s, gs, &self.config.tenant_namespace))
             .collect())
     }
 
@@ -192,7 +200,9 @@ impl Context {
 /// Reconcile one GenericSecret: the finalizer is the only top-level action.
 async fn reconcile(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = gs.namespace().unwrap_or_default();
-    if !ctx.handles(&ns) {
+    let ours_to_clean = gs.metadata.deletion_timestamp.is_some()
+        && gs.finalizers().iter().any(|f| *f == ctx.finalizer);
+    if !ctx.handles(&ns) && !ours_to_clean {
         // Another installation's namespace, or one our cache has not seen
         // yet: when it arrives, the namespace watch brings this object back.
         return Ok(Action::await_change());
@@ -200,7 +210,7 @@ async fn reconcile(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, 
     let api: Api<GenericSecret> = Api::namespaced(ctx.client.clone(), &ns);
     let key = ObjectRef::from(gs.as_ref());
     let started = std::time::Instant::now();
-    let result = finalizer(&api, FINALIZER, gs, |event| async {
+    let result = finalizer(&api, &ctx.finalizer, gs, |event| async {
         match event {
             Finalizer::Apply(gs) => apply::apply(gs, ctx.clone()).await,
             Finalizer::Cleanup(gs) => apply::cleanup(gs, ctx.clone()).await,
@@ -323,6 +333,7 @@ pub async fn run(client: Client, config: Config, health: Health) {
             override_interval: config.override_interval,
             max_tenant_wide: config.max_tenant_wide,
         },
+        finalizer: finalizer_name(&config.tenant_namespace),
         config,
         generic_secrets: generic_secrets.clone(),
         namespaces,

@@ -58,10 +58,17 @@ impl<'a> Snapshot<'a> {
             let key = (gs.namespace().unwrap_or_default(), secret_name(gs));
             by_secret.entry(key).or_default().push(gs);
         }
+        // Quota slots go to objects that can use them: valid, and the oldest
+        // holder of their Secret name.
         let tenant_wide = live
             .into_iter()
             .filter(|g| g.spec.scope == Scope::TenantWide)
             .filter(|g| g.namespace().as_deref() == Some(&rules.tenant_namespace))
+            .filter(|g| validate_spec(&g.spec).is_ok())
+            .filter(|g| {
+                let key = (rules.tenant_namespace.clone(), secret_name(g));
+                by_secret.get(&key).and_then(|v| v.first()).map(|f| f.uid()) == Some(g.uid())
+            })
             .collect();
         Snapshot {
             rules,
@@ -92,6 +99,16 @@ pub enum Blocked {
 }
 
 impl Blocked {
+    /// Whether the object must give up replicas it wrote before: a quota slot
+    /// or a name is someone else's now. Other blocks keep the last good
+    /// replicas, so that a typo never takes a credential away.
+    pub fn withdraws_replicas(&self) -> bool {
+        matches!(
+            self,
+            Blocked::TenantWideQuotaExceeded { .. } | Blocked::NameCollision { .. }
+        )
+    }
+
     /// Condition reason (bounded set: also a metric label).
     pub fn reason(&self) -> &'static str {
         match self {
@@ -164,6 +181,19 @@ pub struct Plan {
     pub wake_at: Option<Timestamp>,
     /// Objects that must look again because of this plan.
     pub notify: Vec<ObjectRef<GenericSecret>>,
+}
+
+impl Plan {
+    /// A plan with no targets: every replica is unplanned.
+    pub fn nothing() -> Self {
+        Plan {
+            secret_name: String::new(),
+            targets: Vec::new(),
+            shadow: None,
+            wake_at: None,
+            notify: Vec::new(),
+        }
+    }
 }
 
 /// The Kubernetes name of an object's replicas.
@@ -297,7 +327,7 @@ fn plan_tenant_wide(gs: &GenericSecret, snap: &Snapshot<'_>, mut plan: Plan) -> 
                 // It may have to record its shadow, or restore data this
                 // object wrote from an older snapshot.
                 plan.notify.push(ObjectRef::from(shadowing));
-                plan.wake_at = earliest(plan.wake_at, wake.or(Some(snap.now + SHADOW_RECORD_WAIT)));
+                plan.wake_at = earliest(plan.wake_at, wake);
                 mode
             }
         };
@@ -311,35 +341,40 @@ fn plan_tenant_wide(gs: &GenericSecret, snap: &Snapshot<'_>, mut plan: Plan) -> 
 }
 
 /// A tenant-wide object facing a shadowing resource-group object: yield until
-/// the override time the latter recorded, then write.
+/// the override time the latter recorded, then write. Returns when to look
+/// again, if the answer changes by itself.
 fn yield_or_override(
     tw: &GenericSecret,
     rg: &GenericSecret,
     snap: &Snapshot<'_>,
 ) -> (Mode, Option<Timestamp>) {
-    let record = rg.status.as_ref().and_then(|s| s.shadow.as_ref());
-    let current = record.filter(|s| {
+    let status = rg.status.as_ref();
+    let record = status.and_then(|s| s.shadow.as_ref()).filter(|s| {
         s.tenant_wide == object_key(tw) && Some(s.generation) == rg.metadata.generation
     });
-    match current {
+    let shadowing = |until: Option<Timestamp>| Mode::Yield {
+        to: object_key(rg),
+        until,
+        overridden: false,
+    };
+    match record {
         Some(s) if snap.now >= s.override_at.0 => (Mode::Write, None),
-        Some(s) => (
-            Mode::Yield {
-                to: object_key(rg),
-                until: Some(s.override_at.0),
-                overridden: false,
-            },
-            Some(s.override_at.0),
-        ),
-        None => (
-            Mode::Yield {
-                to: object_key(rg),
-                until: None,
-                overridden: false,
-            },
-            None,
-        ),
+        Some(s) => (shadowing(Some(s.override_at.0)), Some(s.override_at.0)),
+        // It cannot write (its data source is missing): nothing to wait for.
+        None if lacks_source(rg) => (Mode::Write, None),
+        // Not looked yet: give it a moment to record its shadow.
+        None => (shadowing(None), Some(snap.now + SHADOW_RECORD_WAIT)),
     }
+}
+
+/// Whether `gs` reported, for its current generation, that its `dataFrom`
+/// source is missing (the planner cannot read Secrets itself).
+fn lacks_source(gs: &GenericSecret) -> bool {
+    let observed = gs.status.as_ref().and_then(|s| s.observed_generation);
+    observed == gs.metadata.generation
+        && gs
+            .ready_condition()
+            .is_some_and(|c| c.reason == Blocked::SourceNotFound(String::new()).reason())
 }
 
 fn plan_resource_group(gs: &GenericSecret, snap: &Snapshot<'_>, ns: &str, mut plan: Plan) -> Plan {
@@ -359,11 +394,13 @@ fn plan_resource_group(gs: &GenericSecret, snap: &Snapshot<'_>, ns: &str, mut pl
         .as_ref()
         .and_then(|s| s.shadow.clone())
         .filter(|s| s.tenant_wide == tw_key && s.generation == generation);
+    // Whole seconds: what the apiserver stores, so the record reads back equal.
+    let now = Timestamp::from_second(snap.now.as_second()).unwrap_or(snap.now);
     let shadow = recorded.unwrap_or_else(|| ShadowStatus {
         tenant_wide: tw_key.clone(),
-        since: Time(snap.now),
+        since: Time(now),
         generation,
-        override_at: Time(snap.now + snap.rules.override_interval),
+        override_at: Time(now + snap.rules.override_interval),
     });
     let until = shadow.override_at.0;
     let mode = if snap.now < until {

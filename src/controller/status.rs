@@ -34,7 +34,10 @@ struct Readiness {
     message: String,
 }
 
-/// Status of an object that writes nothing because it is blocked.
+/// Status of an object that writes nothing because it is blocked. Replicas
+/// it keeps (see `Blocked::withdraws_replicas`) stay reported as they were,
+/// and so does a shadow record: a passing problem must not restart the
+/// override clock.
 pub fn blocked_status(
     gs: &GenericSecret,
     blocked: &Blocked,
@@ -46,20 +49,28 @@ pub fn blocked_status(
         reason: blocked.reason(),
         message: blocked.message(),
     };
+    let conditions = vec![ready_condition(
+        &previous,
+        readiness,
+        gs.metadata.generation,
+        now,
+    )];
+    let kept = if blocked.withdraws_replicas() {
+        GenericSecretStatus {
+            resource_group_secret_replication_status: (gs.spec.scope == Scope::TenantWide)
+                .then(BTreeMap::new),
+            replicated: Some("0/0".into()),
+            ..GenericSecretStatus::default()
+        }
+    } else {
+        previous.clone()
+    };
     GenericSecretStatus {
         observed_generation: gs.metadata.generation,
-        conditions: vec![ready_condition(
-            &previous,
-            readiness,
-            gs.metadata.generation,
-            now,
-        )],
+        conditions,
         data_hash: previous.data_hash,
-        resource_group_secret_replication_status: (gs.spec.scope == Scope::TenantWide)
-            .then(BTreeMap::new),
-        resource_groups: Vec::new(),
-        replicated: Some("0/0".into()),
-        shadow: None,
+        shadow: previous.shadow,
+        ..kept
     }
 }
 
@@ -80,12 +91,7 @@ pub fn replicated_status(
         .iter()
         .filter(|e| e.state == TargetState::Replicated || shadowing_own_data(e, outcomes))
         .count();
-    let map = (gs.spec.scope == Scope::TenantWide).then(|| {
-        entries
-            .iter()
-            .filter_map(|e| Some((e.id.clone()?, e.state == TargetState::Replicated)))
-            .collect()
-    });
+    let map = (gs.spec.scope == Scope::TenantWide).then(|| replication_map(&entries));
     let readiness = readiness(outcomes);
     GenericSecretStatus {
         observed_generation: gs.metadata.generation,
@@ -101,6 +107,19 @@ pub fn replicated_status(
         resource_groups: entries,
         shadow: plan.shadow.clone(),
     }
+}
+
+/// Resource-group id → whether its Secret holds the current data. Two
+/// namespaces labelled with one id share the key: true only if both are.
+fn replication_map(entries: &[TargetStatus]) -> BTreeMap<String, bool> {
+    let mut map = BTreeMap::new();
+    for e in entries {
+        if let Some(id) = &e.id {
+            let replicated = e.state == TargetState::Replicated;
+            *map.entry(id.clone()).or_insert(true) &= replicated;
+        }
+    }
+    map
 }
 
 /// A resource-group object's own data is in place while it shadows.

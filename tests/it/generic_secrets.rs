@@ -501,6 +501,24 @@ async fn unmanaged_secret_is_never_touched_and_reported_as_conflict() {
     })
     .await;
 
+    // A lasting conflict is reported, not retried in a loop: while the
+    // operator handles another object from start to Ready, the conflicted
+    // one is not written again.
+    let settled = op.gsecs(&op.tenant).get("creds").await.expect("get");
+    op.create(
+        &op.tenant,
+        &generic_secret("marker", Scope::Tenant, &[("k", "m")]),
+    )
+    .await;
+    op.wait_ready(&op.tenant, "marker", "True", "Replicated")
+        .await;
+    let later = op.gsecs(&op.tenant).get("creds").await.expect("get");
+    assert_eq!(
+        later.resource_version(),
+        settled.resource_version(),
+        "the conflicted object keeps being rewritten"
+    );
+
     // Deleting the GenericSecret leaves the foreign Secret alone too.
     op.delete(&op.tenant, "creds").await;
     op.wait_secret_absent(b.name(), "creds").await;
@@ -570,7 +588,12 @@ async fn finalizer_removes_exactly_its_replicas_even_from_unlabelled_namespaces(
     op.wait_ready(&op.tenant, "other", "True", "Replicated")
         .await;
     let gs = op.gsecs(&op.tenant).get("creds").await.expect("get");
-    assert!(gs.finalizers().iter().any(|f| f == "aicore.dev/replicas"));
+    let finalizer = format!("replicas.aicore.dev/{}", op.tenant);
+    assert!(
+        gs.finalizers().contains(&finalizer),
+        "{:?}",
+        gs.finalizers()
+    );
 
     // While the operator is down, b stops being a resource group.
     op.stop();
