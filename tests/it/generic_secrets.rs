@@ -147,7 +147,7 @@ async fn tenant_wide_reaches_every_resource_group_including_new_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn unlabelled_resource_group_loses_its_replica_and_status_entry() {
+async fn unlabelled_or_deleted_resource_group_leaves_replica_and_status() {
     let op = Operator::start(&[]).await;
     let a = op.resource_group("rg-a").await;
     let b = op.resource_group("rg-b").await;
@@ -175,7 +175,14 @@ async fn unlabelled_resource_group_loses_its_replica_and_status_entry() {
             .expect("get")
             .is_some()
     );
+    // A deleted resource group leaves the status as well.
     a.cleanup().await;
+    wait_for("rg-a gone from status", REACT, || async {
+        let gs = api.get("creds").await.expect("get");
+        replication_map(&gs).is_empty()
+            && gs.status.and_then(|s| s.replicated).as_deref() == Some("0/0")
+    })
+    .await;
     b.cleanup().await;
     op.cleanup().await;
 }
@@ -809,6 +816,57 @@ async fn health_and_metrics_endpoints_report_without_secret_values() {
         );
     }
     assert!(!metrics.contains(CANARY) && !metrics.contains(&crate::operator::b64(CANARY)));
+    a.cleanup().await;
+    op.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lowered_quota_withdraws_the_youngest_replicas() {
+    let mut op = Operator::start(&["--max-tenant-wide-secrets", "2"]).await;
+    let a = op.resource_group("rg-a").await;
+    for name in ["first", "second"] {
+        op.create(
+            &op.tenant,
+            &generic_secret(name, Scope::TenantWide, &[("k", name)]),
+        )
+        .await;
+        op.wait_secret_data(a.name(), name, &[("k", name)]).await;
+    }
+    op.restart_with("--max-tenant-wide-secrets", "1");
+    op.wait_ready(&op.tenant, "second", "False", "TenantWideQuotaExceeded")
+        .await;
+    op.wait_secret_absent(a.name(), "second").await;
+    op.wait_secret_data(a.name(), "first", &[("k", "first")])
+        .await;
+    a.cleanup().await;
+    op.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shadowing_with_another_secret_type_replaces_the_secret() {
+    let op = Operator::start(&["--override-interval", "4s"]).await;
+    let a = op.resource_group("rg-a").await;
+    op.create(
+        &op.tenant,
+        &generic_secret("creds", Scope::TenantWide, &[("k", "tenant")]),
+    )
+    .await;
+    op.wait_secret_data(a.name(), "creds", &[("k", "tenant")])
+        .await;
+    let mut rg = generic_secret("creds", Scope::ResourceGroup, &[("k", "group")]);
+    rg.spec.type_ = "aicore.dev/custom".into();
+    op.create(a.name(), &rg).await;
+    let shadow = op
+        .wait_secret_data(a.name(), "creds", &[("k", "group")])
+        .await;
+    assert_eq!(shadow.type_.as_deref(), Some("aicore.dev/custom"));
+    // The override brings the tenant-wide type back as well.
+    let overridden = op
+        .wait_secret_data(a.name(), "creds", &[("k", "tenant")])
+        .await;
+    assert_eq!(overridden.type_.as_deref(), Some("Opaque"));
+    op.wait_ready(&op.tenant, "creds", "True", "Replicated")
+        .await;
     a.cleanup().await;
     op.cleanup().await;
 }

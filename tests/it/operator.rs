@@ -125,6 +125,15 @@ impl Operator {
         self.spawn();
     }
 
+    /// Restart with `flag` set to `value` (an operator reconfigured).
+    pub fn restart_with(&mut self, flag: &str, value: &str) {
+        match self.args.iter().position(|a| a == flag) {
+            Some(i) => self.args[i + 1] = value.to_owned(),
+            None => self.args.extend([flag.to_owned(), value.to_owned()]),
+        }
+        self.restart();
+    }
+
     /// The address of the operator's HTTP port, from its start-up log line.
     pub async fn http_addr(&self) -> String {
         wait_for("the operator's HTTP address in its log", REACT, || async {

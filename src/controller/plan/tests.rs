@@ -256,3 +256,41 @@ fn tenant_namespace_is_never_a_resource_group_target() {
     let p = plan(&tw, &snap).expect("plan");
     assert!(!target_namespaces(&p).contains(&TENANT));
 }
+
+#[test]
+fn unusable_tenant_wide_objects_hold_no_quota_slot() {
+    let mut broken = (*gsec(TENANT, "a-broken", Scope::TenantWide, 0)).clone();
+    broken.spec.data = Some(SecretData([("k".to_owned(), "***".to_owned())].into()));
+    let b = gsec(TENANT, "b", Scope::TenantWide, 1);
+    let c = gsec(TENANT, "c", Scope::TenantWide, 2);
+    let all = vec![Arc::new(broken.clone()), b.clone(), c.clone()];
+    assert_eq!(
+        plan_at(&broken, &all, at(5)).expect_err("invalid").reason(),
+        "InvalidSpec"
+    );
+    assert!(
+        plan_at(&c, &all, at(5)).is_ok(),
+        "the invalid one must not take a slot"
+    );
+}
+
+#[test]
+fn tenant_wide_does_not_wait_for_a_group_secret_without_its_source() {
+    let tw = gsec(TENANT, "creds", Scope::TenantWide, 0);
+    let mut rg = (*gsec("team-a", "creds", Scope::ResourceGroup, 10)).clone();
+    rg.status = Some(GenericSecretStatus {
+        observed_generation: Some(1),
+        conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: "Ready".into(),
+            status: "False".into(),
+            reason: "SourceNotFound".into(),
+            message: String::new(),
+            observed_generation: Some(1),
+            last_transition_time: Time(at(10)),
+        }],
+        ..GenericSecretStatus::default()
+    });
+    let p = plan_at(&tw, &[tw.clone(), Arc::new(rg)], at(11)).expect("plan");
+    assert_eq!(p.targets[0].mode, Mode::Write);
+    assert_eq!(p.wake_at, None, "nothing to poll for");
+}
