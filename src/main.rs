@@ -4,11 +4,13 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use generic_secrets_operator::controller::{self, Config};
 use generic_secrets_operator::http::{self, Health};
+use generic_secrets_operator::leader::Election;
 use generic_secrets_operator::{api, telemetry};
 use k8s_openapi::jiff::SignedDuration;
 
@@ -51,6 +53,11 @@ struct RunArgs {
     resync_interval: SignedDuration,
     #[arg(long, value_enum, default_value = "json")]
     log_format: telemetry::LogFormat,
+    /// Run as one of several replicas: only the holder of the Lease
+    /// `generic-secrets-operator` in the tenant namespace reconciles; a
+    /// standby takes over within 15 s of the leader's last renewal.
+    #[arg(long)]
+    leader_election: bool,
     /// Address of /healthz, /readyz and /metrics (port 0: any free port).
     #[arg(long, default_value = "0.0.0.0:8080")]
     http_addr: SocketAddr,
@@ -113,7 +120,29 @@ async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    if !args.leader_election {
+        tracing::info!(tenant_namespace = %config.tenant_namespace, "starting controller");
+        controller::run(client, config, health).await;
+        return ExitCode::SUCCESS;
+    }
+    let election = Election::new(&config.tenant_namespace, instance_name());
+    // A standby is healthy and ready: it is doing its job, waiting.
+    health.ready.store(true, Ordering::Relaxed);
+    election.acquire(&client).await;
+    health.ready.store(false, Ordering::Relaxed);
     tracing::info!(tenant_namespace = %config.tenant_namespace, "starting controller");
-    controller::run(client, config, health).await;
-    ExitCode::SUCCESS
+    tokio::select! {
+        () = controller::run(client.clone(), config, health) => ExitCode::SUCCESS,
+        // Exit rather than go on half-leading; a restart makes a standby.
+        () = election.hold(&client) => ExitCode::FAILURE,
+    }
+}
+
+/// This instance's name in the Lease: the pod name in a cluster, else
+/// host and process id.
+fn instance_name() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    })
 }

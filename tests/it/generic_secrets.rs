@@ -870,3 +870,57 @@ async fn shadowing_with_another_secret_type_replaces_the_secret() {
     a.cleanup().await;
     op.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standby_replica_takes_over_when_the_leader_dies() {
+    let mut op = Operator::start(&["--leader-election"]).await;
+    let a = op.resource_group("rg-a").await;
+    op.create(
+        &op.tenant,
+        &generic_secret("one", Scope::TenantWide, &[("k", "1")]),
+    )
+    .await;
+    op.wait_secret_data(a.name(), "one", &[("k", "1")]).await;
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(op.client.clone(), &op.tenant);
+    let holder = || async {
+        let lease = leases.get("generic-secrets-operator").await.ok()?;
+        lease.spec?.holder_identity
+    };
+    let leader = holder().await.expect("a leader holds the lease");
+
+    let standby = op.replica();
+    wait_for("the replica to stand by", REACT, || async {
+        standby.logs().contains("another instance leads")
+    })
+    .await;
+    assert_eq!(
+        holder().await.as_deref(),
+        Some(leader.as_str()),
+        "one leader only"
+    );
+
+    // The leader dies without a word; the standby takes over and reconciles.
+    op.stop();
+    let died = std::time::Instant::now();
+    op.create(
+        &op.tenant,
+        &generic_secret("two", Scope::TenantWide, &[("k", "2")]),
+    )
+    .await;
+    op.wait_secret_data(a.name(), "two", &[("k", "2")]).await;
+    let took = died.elapsed();
+    let new_leader = holder().await.expect("lease held");
+    assert_ne!(new_leader, leader);
+    assert!(standby.logs().contains("acquired leadership"));
+    eprintln!("standby took over and reconciled after {took:.1?}");
+    // Clean up through the new leader.
+    a.cleanup().await;
+    let api = op.gsecs(&op.tenant);
+    for name in ["one", "two"] {
+        api.delete(name, &Default::default()).await.expect("delete");
+        crate::harness::wait_deleted(&api, name, REACT).await;
+    }
+    drop(standby);
+    op.cleanup().await;
+}

@@ -95,12 +95,17 @@ impl Operator {
     }
 
     fn spawn(&mut self) {
+        self.child = Some(self.launch(&self.log));
+    }
+
+    /// Start the binary with this installation's flags, logging to `path`.
+    fn launch(&self, path: &std::path::Path) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.log)
+            .open(path)
             .expect("operator log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_generic-secrets-operator"))
+        Command::new(env!("CARGO_BIN_EXE_generic-secrets-operator"))
             .args(&self.args)
             .env("KUBECONFIG", &control_plane().kubeconfig)
             .env("RUST_LOG", operator_log_filter())
@@ -108,8 +113,16 @@ impl Operator {
             .stderr(log)
             .stdin(Stdio::null())
             .spawn()
-            .expect("starting the operator");
-        self.child = Some(child);
+            .expect("starting the operator")
+    }
+
+    /// A second replica of this installation (same flags), e.g. a standby.
+    pub fn replica(&self) -> Replica {
+        let log = self.log.with_extension("replica.log");
+        Replica {
+            child: self.launch(&log),
+            log,
+        }
     }
 
     /// Stops the operator (SIGKILL: a crash is the harder case for restarts).
@@ -317,6 +330,25 @@ impl Drop for Operator {
 fn operator_log_filter() -> String {
     std::env::var("GSO_TEST_OPERATOR_LOG")
         .unwrap_or_else(|_| "debug,hyper=info,tower=info,rustls=info,kube_client=info".to_owned())
+}
+
+/// Another process of the same installation; killed when dropped.
+pub struct Replica {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Replica {
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 pub fn b64(s: &str) -> String {
