@@ -25,11 +25,8 @@
 # `make test` can run while the dev operator does (same control plane).
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-bin="$root/target/control-plane/bin"
-run="$root/target/control-plane/run"
-kubeconfig="$run/kubeconfig"
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 operator="$root/target/debug/generic-secrets-operator"
 # /healthz, /readyz and /metrics of the dev operator, on loopback only.
@@ -40,8 +37,6 @@ tenant_namespace=aicore-system
 namespace_selector='!gso-test'
 timeout="${GSO_DEV_TIMEOUT:-60}"
 
-# shellcheck source=lib.sh
-source "$here/lib.sh" # kctl, readyz
 
 log() { echo "dev: $*" >&2; }
 die() {

@@ -1,7 +1,16 @@
-# Shared by up.sh and down.sh (sourced; expects $bin, $run and $kubeconfig).
+# shellcheck shell=bash
+# Shared by up.sh, down.sh and dev.sh (sourced): the paths they use and the
+# process helpers.
 # Processes are only ever identified by the PIDs recorded in $run/*.pid, and a
 # recorded PID counts only while it still runs the binary it was started as
 # (guards against PID reuse after a reboot or a crash).
+
+# shellcheck disable=SC2034 # each script uses its own subset
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+bin="$root/target/control-plane/bin"
+run="$root/target/control-plane/run"
+kubeconfig="$run/kubeconfig"
 
 components=(etcd kube-apiserver kube-controller-manager)
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Starts a loopback Kubernetes control plane for the tests: etcd,
 # kube-apiserver and kube-controller-manager (namespace deletion, garbage
 # collection, service accounts). No scheduler, no kubelet.
@@ -15,11 +16,8 @@
 # empty etcd. Prints the admin kubeconfig path on the last line of stdout.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-bin="$root/target/control-plane/bin"
-run="$root/target/control-plane/run"
-kubeconfig="$run/kubeconfig"
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ready_timeout="${GSO_CONTROL_PLANE_TIMEOUT:-60}"
 
 log() { echo "control plane: $*" >&2; }
@@ -32,7 +30,6 @@ mkdir -p "$run"
 exec 9>"$run/.lock"
 flock 9
 
-source "$here/lib.sh"
 
 # --- reuse a healthy instance ----------------------------------------------
 if [[ -f "$kubeconfig" ]] && all_alive && readyz; then
