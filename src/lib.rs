@@ -9,4 +9,5 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod replicas;
+pub mod rest;
 pub mod telemetry;

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use generic_secrets_operator::controller::{self, Config};
 use generic_secrets_operator::http::{self, Health};
 use generic_secrets_operator::leader::Election;
-use generic_secrets_operator::{api, telemetry};
+use generic_secrets_operator::{api, rest, telemetry};
 use k8s_openapi::jiff::SignedDuration;
 
 #[derive(Parser)]
@@ -61,6 +61,13 @@ struct RunArgs {
     /// Address of /healthz, /readyz and /metrics (port 0: any free port).
     #[arg(long, default_value = "0.0.0.0:8080")]
     http_addr: SocketAddr,
+    /// Serve the SAP AI Core REST API (/v2/admin/secrets); callers
+    /// authenticate with their own Kubernetes bearer token.
+    #[arg(long)]
+    rest_api: bool,
+    /// Address of the REST API (port 0: any free port).
+    #[arg(long, default_value = "0.0.0.0:8000")]
+    rest_addr: SocketAddr,
 }
 
 fn parse_duration(s: &str) -> Result<SignedDuration, String> {
@@ -93,10 +100,19 @@ async fn main() -> ExitCode {
 
 async fn run(args: RunArgs) -> ExitCode {
     telemetry::init(args.log_format);
-    let client = match kube::Client::try_default().await {
-        Ok(client) => client,
+    // One configuration: the controller's client, and the cluster URL and
+    // CA of the REST API's per-caller clients.
+    let kube_config = match kube::Config::infer().await {
+        Ok(kube_config) => kube_config,
         Err(e) => {
             tracing::error!(error = %e, "no Kubernetes client configuration");
+            return ExitCode::FAILURE;
+        }
+    };
+    let client = match kube::Client::try_from(kube_config.clone()) {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the Kubernetes client");
             return ExitCode::FAILURE;
         }
     };
@@ -118,6 +134,17 @@ async fn run(args: RunArgs) -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, addr = %args.http_addr, "cannot bind the HTTP port");
             return ExitCode::FAILURE;
+        }
+    }
+    // Every replica serves the REST API, a standby too: it only talks to
+    // the apiserver.
+    if args.rest_api {
+        match rest::serve(args.rest_addr, kube_config, client.clone(), &config).await {
+            Ok(addr) => tracing::info!(%addr, "serving the REST API"),
+            Err(e) => {
+                tracing::error!(error = %e, addr = %args.rest_addr, "cannot bind the REST API port");
+                return ExitCode::FAILURE;
+            }
         }
     }
     if !args.leader_election {

@@ -59,6 +59,17 @@ pub struct Config {
     pub source_retry: Duration,
 }
 
+impl Config {
+    /// What the planner needs of the configuration.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            tenant_namespace: self.tenant_namespace.clone(),
+            override_interval: self.override_interval,
+            max_tenant_wide: self.max_tenant_wide,
+        }
+    }
+}
+
 /// Everything a reconcile needs, shared by all of them.
 pub struct Context {
     pub client: Client,
@@ -328,11 +339,7 @@ pub async fn run(client: Client, config: Config, health: Health) {
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
-        rules: Rules {
-            tenant_namespace: config.tenant_namespace.clone(),
-            override_interval: config.override_interval,
-            max_tenant_wide: config.max_tenant_wide,
-        },
+        rules: config.rules(),
         finalizer: finalizer_name(&config.tenant_namespace),
         config,
         generic_secrets: generic_secrets.clone(),

@@ -5,4 +5,5 @@ mod foundation;
 mod generic_secrets;
 mod harness;
 mod operator;
+mod rest;
 mod validation;

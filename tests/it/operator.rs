@@ -149,13 +149,27 @@ impl Operator {
 
     /// The address of the operator's HTTP port, from its start-up log line.
     pub async fn http_addr(&self) -> String {
-        wait_for("the operator's HTTP address in its log", REACT, || async {
-            self.logs()
-                .lines()
-                .find(|l| l.contains("serving /healthz"))
-                .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .and_then(|v| v["fields"]["addr"].as_str().map(str::to_owned))
-        })
+        self.logged_addr("serving /healthz").await
+    }
+
+    /// The address of the REST API (`--rest-api`), from its start-up log line.
+    pub async fn rest_addr(&self) -> String {
+        self.logged_addr("serving the REST API").await
+    }
+
+    /// The `addr` field of the first log line containing `message`.
+    async fn logged_addr(&self, message: &str) -> String {
+        wait_for(
+            &format!("{message:?} in the operator's log"),
+            REACT,
+            || async {
+                self.logs()
+                    .lines()
+                    .find(|l| l.contains(message))
+                    .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .and_then(|v| v["fields"]["addr"].as_str().map(str::to_owned))
+            },
+        )
         .await
     }
 
