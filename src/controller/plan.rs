@@ -295,10 +295,7 @@ pub fn plan(gs: &GenericSecret, snap: &Snapshot<'_>) -> Result<Plan, Blocked> {
     let ns = gs.namespace().unwrap_or_default();
     let empty = Plan {
         secret_name: name.clone(),
-        targets: Vec::new(),
-        shadow: None,
-        wake_at: None,
-        notify: Vec::new(),
+        ..Plan::nothing()
     };
     Ok(match gs.spec.scope {
         Scope::Tenant => Plan {
