@@ -21,6 +21,9 @@ use crate::metrics;
 use crate::replicas::{self, Data, MANAGER};
 use kube::runtime::reflector::ObjectRef;
 
+/// How often a long fan-out reports its progress in status.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The apply branch of the finalizer: make every planned replica current.
 pub async fn apply(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
     let now = ctx.now();
@@ -64,15 +67,25 @@ pub async fn apply(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, 
         gs.as_ref().clone()
     };
 
-    let mut outcomes = Vec::with_capacity(plan.targets.len());
+    let mut outcomes: Vec<(Target, Outcome)> = Vec::with_capacity(plan.targets.len());
     let mut wrote = false;
-    for (target, seen) in observed {
+    let mut gs = gs;
+    let mut reported = std::time::Instant::now();
+    for (i, (target, seen)) in observed.iter().enumerate() {
         let outcome = match seen {
-            Outcome::Pending => ensure_replica(&gs, &plan, &target, &data, &ctx).await,
-            other => other,
+            Outcome::Pending => ensure_replica(&gs, &plan, target, &data, &ctx).await,
+            other => other.clone(),
         };
         wrote |= outcome == Outcome::Written;
-        outcomes.push((target, outcome));
+        outcomes.push((target.clone(), outcome));
+        // A long fan-out shows its progress: the map turns true namespace by
+        // namespace, at most one status write per PROGRESS_INTERVAL.
+        if wrote && reported.elapsed() >= PROGRESS_INTERVAL && i + 1 < observed.len() {
+            let so_far: Vec<_> = outcomes.iter().chain(&observed[i + 1..]).cloned().collect();
+            let progress = status::replicated_status(&gs, &plan, &so_far, &hash, ctx.now());
+            gs = patch_status(&gs, &ctx, progress).await?;
+            reported = std::time::Instant::now();
+        }
     }
     wrote |= delete_unplanned(&gs, &plan, &ctx).await?;
     let after = status::replicated_status(&gs, &plan, &outcomes, &hash, ctx.now());
