@@ -299,28 +299,26 @@ async fn rotation_updates_every_replica_and_the_map_turns_true() {
     op.cleanup().await;
 }
 
+/// A tenant-wide `creds` ("tenant") replicated, then a resource-group `creds`
+/// ("group") in `ns` that shadows it; returns the latter once it says so.
+async fn shadow_tenant_wide(op: &Operator, ns: &str) -> GenericSecret {
+    let tw = generic_secret("creds", Scope::TenantWide, &[("k", "tenant")]);
+    op.create(&op.tenant, &tw).await;
+    op.wait_ready(&op.tenant, "creds", "True", "Replicated")
+        .await;
+    let rg = generic_secret("creds", Scope::ResourceGroup, &[("k", "group")]);
+    op.create(ns, &rg).await;
+    op.wait_secret_data(ns, "creds", &[("k", "group")]).await;
+    op.wait_ready(ns, "creds", "True", "Shadowing").await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn shadow_then_override_then_restore_on_tenant_wide_delete() {
     let mut op = Operator::start(&["--override-interval", "6s"]).await;
     let a = op.resource_group("rg-a").await;
     let b = op.resource_group("rg-b").await;
-    op.create(
-        &op.tenant,
-        &generic_secret("creds", Scope::TenantWide, &[("k", "tenant")]),
-    )
-    .await;
-    op.wait_ready(&op.tenant, "creds", "True", "Replicated")
-        .await;
-
     // The resource-group secret wins at creation.
-    op.create(
-        a.name(),
-        &generic_secret("creds", Scope::ResourceGroup, &[("k", "group")]),
-    )
-    .await;
-    op.wait_secret_data(a.name(), "creds", &[("k", "group")])
-        .await;
-    let rg = op.wait_ready(a.name(), "creds", "True", "Shadowing").await;
+    let rg = shadow_tenant_wide(&op, a.name()).await;
     let shadow = rg
         .status
         .as_ref()
@@ -381,21 +379,7 @@ async fn shadow_then_override_then_restore_on_tenant_wide_delete() {
 async fn deleting_the_shadow_restores_tenant_wide_data_at_once() {
     let op = Operator::start(&["--override-interval", "1h"]).await;
     let a = op.resource_group("rg-a").await;
-    op.create(
-        &op.tenant,
-        &generic_secret("creds", Scope::TenantWide, &[("k", "tenant")]),
-    )
-    .await;
-    op.wait_ready(&op.tenant, "creds", "True", "Replicated")
-        .await;
-    op.create(
-        a.name(),
-        &generic_secret("creds", Scope::ResourceGroup, &[("k", "group")]),
-    )
-    .await;
-    op.wait_secret_data(a.name(), "creds", &[("k", "group")])
-        .await;
-    op.wait_ready(a.name(), "creds", "True", "Shadowing").await;
+    shadow_tenant_wide(&op, a.name()).await;
 
     op.delete(a.name(), "creds").await;
     // Long before the hour is up, the tenant-wide data is back.
