@@ -4,16 +4,19 @@
 //! duration. Every write is an optimistic update at the read
 //! resourceVersion, so two candidates can never both win.
 
+use std::sync::Mutex;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 
 /// How the lease is held.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Election {
     pub namespace: String,
     pub lease_name: String,
@@ -22,8 +25,14 @@ pub struct Election {
     /// A leader that has not renewed for this long is replaced (≤ 15 s
     /// takeover: the design's promise).
     pub lease_duration: Duration,
+    /// A leader that could not renew for this long stops leading, well
+    /// before a standby may take over (client-go's 10 s of 15 s).
+    pub renew_deadline: Duration,
     /// Renew, and retry acquiring, this often.
     pub retry: Duration,
+    /// The other holder's last renewal as this instance saw it change, on
+    /// its own monotonic clock: expiry never depends on clock skew.
+    observed: Mutex<Option<(String, Instant)>>,
 }
 
 impl Election {
@@ -33,7 +42,9 @@ impl Election {
             lease_name: "generic-secrets-operator".to_owned(),
             identity,
             lease_duration: Duration::from_secs(15),
-            retry: Duration::from_secs(3),
+            renew_deadline: Duration::from_secs(10),
+            retry: Duration::from_secs(2),
+            observed: Mutex::new(None),
         }
     }
 
@@ -56,21 +67,25 @@ impl Election {
         }
     }
 
-    /// Keep renewing; returns when leadership is lost (another holder, or no
-    /// successful renewal within the lease duration).
+    /// Keep renewing; returns when leadership is lost: another holder, or no
+    /// renewal within the renew deadline. Every attempt is bounded by that
+    /// deadline, so a hanging request cannot keep a stale leader running.
     pub async fn hold(&self, client: &Client) {
-        let mut last_renewal = tokio::time::Instant::now();
+        let mut renewed = Instant::now();
         loop {
             tokio::time::sleep(self.retry).await;
-            match self.try_acquire(client).await {
-                Ok(true) => last_renewal = tokio::time::Instant::now(),
-                Ok(false) => {
+            let sent = Instant::now();
+            let left = self.renew_deadline.saturating_sub(renewed.elapsed());
+            match tokio::time::timeout(left, self.try_acquire(client)).await {
+                Ok(Ok(true)) => renewed = sent,
+                Ok(Ok(false)) => {
                     tracing::error!("leadership taken over by another instance");
                     return;
                 }
-                Err(e) => tracing::warn!(error = %e, "renewing the lease failed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "renewing the lease failed"),
+                Err(_) => tracing::warn!("renewing the lease timed out"),
             }
-            if last_renewal.elapsed() >= self.lease_duration {
+            if renewed.elapsed() >= self.renew_deadline {
                 tracing::error!("lease not renewed in time; leadership lost");
                 return;
             }
@@ -94,7 +109,7 @@ impl Election {
         };
         let spec = lease.spec.clone().unwrap_or_default();
         let ours = spec.holder_identity.as_deref() == Some(self.identity.as_str());
-        if !ours && !expired(&spec, now) {
+        if !ours && !self.expired(&spec) {
             return Ok(false);
         }
         let (acquired, transitions) = match ours {
@@ -135,34 +150,62 @@ fn settle(result: Result<Lease, kube::Error>) -> Result<bool, kube::Error> {
     }
 }
 
-/// Whether the holder has not renewed within its lease duration.
-fn expired(spec: &LeaseSpec, now: Timestamp) -> bool {
-    let Some(renewed) = spec.renew_time.as_ref().map(|t| t.0) else {
-        return true;
-    };
-    let duration = SignedDuration::from_secs(spec.lease_duration_seconds.unwrap_or(0).into());
-    renewed + duration < now
+impl Election {
+    /// Whether the holder has not renewed within its lease duration, as
+    /// measured here: from when this instance first saw its current
+    /// `renewTime`.
+    fn expired(&self, spec: &LeaseSpec) -> bool {
+        let Some(renewed) = spec.renew_time.as_ref() else {
+            return true;
+        };
+        let record = format!(
+            "{}@{}",
+            spec.holder_identity.as_deref().unwrap_or_default(),
+            renewed.0
+        );
+        let duration = spec
+            .lease_duration_seconds
+            .and_then(|s| u64::try_from(s).ok())
+            .map_or(self.lease_duration, Duration::from_secs);
+        let Ok(mut observed) = self.observed.lock() else {
+            return false;
+        };
+        match observed.as_ref() {
+            Some((seen, since)) if *seen == record => since.elapsed() >= duration,
+            _ => {
+                *observed = Some((record, Instant::now()));
+                false
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn spec(renewed_secs_ago: i64, duration: i32) -> LeaseSpec {
-        let now = Timestamp::now();
+    fn spec(renewed: Timestamp) -> LeaseSpec {
         LeaseSpec {
             holder_identity: Some("other".into()),
-            lease_duration_seconds: Some(duration),
-            renew_time: Some(MicroTime(now - SignedDuration::from_secs(renewed_secs_ago))),
+            lease_duration_seconds: Some(15),
+            renew_time: Some(MicroTime(renewed)),
             ..LeaseSpec::default()
         }
     }
 
-    #[test]
-    fn a_lease_expires_only_after_its_duration() {
-        let now = Timestamp::now();
-        assert!(!expired(&spec(5, 15), now));
-        assert!(expired(&spec(16, 15), now));
-        assert!(expired(&LeaseSpec::default(), now), "never renewed");
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_expires_a_full_duration_after_its_renewal_was_seen() {
+        let election = Election::new("tenant", "me".into());
+        // Even a renewTime far in the past (clock skew) counts from now.
+        let old = spec(Timestamp::UNIX_EPOCH);
+        assert!(!election.expired(&old));
+        tokio::time::advance(Duration::from_secs(14)).await;
+        assert!(!election.expired(&old));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(election.expired(&old));
+        // A renewal restarts the clock.
+        let renewed = spec(Timestamp::now());
+        assert!(!election.expired(&renewed));
+        assert!(election.expired(&LeaseSpec::default()), "never renewed");
     }
 }

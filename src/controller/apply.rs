@@ -133,15 +133,23 @@ async fn read_data(gs: &GenericSecret, ctx: &Context) -> Result<Result<Data, Blo
     let name = &from.secret_ref.name;
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let source = api.get_opt(name).await.map_err(Error::ReadSource)?;
-    Ok(
-        match source.and_then(|s| s.data).filter(|d| !d.is_empty()) {
-            Some(data) => Ok(data),
-            None => Err(Blocked::SourceNotFound(format!(
-                "dataFrom.secretRef: Secret {ns}/{name} does not exist or has no data; create it \
-                 (label it {SOURCE_LABEL}=true so that changes reach the replicas at once)"
-            ))),
-        },
-    )
+    // The label is the source owner's consent: without it, anyone allowed to
+    // create a GenericSecret could copy any Secret of the namespace into
+    // every resource group, around the RBAC on reading Secrets.
+    let consented = |s: &Secret| s.labels().get(SOURCE_LABEL).map(String::as_str) == Some("true");
+    Ok(match source {
+        Some(s) if !consented(&s) => Err(Blocked::SourceNotFound(format!(
+            "dataFrom.secretRef: Secret {ns}/{name} is not labelled {SOURCE_LABEL}=true; its \
+             owner labels it to allow copying it into replicas"
+        ))),
+        Some(Secret {
+            data: Some(data), ..
+        }) if !data.is_empty() => Ok(data),
+        _ => Err(Blocked::SourceNotFound(format!(
+            "dataFrom.secretRef: Secret {ns}/{name} does not exist or has no data; create it, \
+             labelled {SOURCE_LABEL}=true"
+        ))),
+    })
 }
 
 /// What the watch cache says about a target, without any request.
@@ -349,6 +357,8 @@ async fn report_blocked(
     ctx: &Context,
     blocked: &Blocked,
 ) -> Result<Action, Error> {
+    // Blocked objects have no targets waiting for data.
+    ctx.set_pending(ObjectRef::from(gs), None);
     let status = status::blocked_status(gs, blocked, ctx.now());
     patch_status(gs, ctx, status).await?;
     // Blocked objects wait for a change (theirs, a namespace's or a peer's).

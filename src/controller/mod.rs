@@ -29,9 +29,9 @@ use crate::metrics::{ErrorLabels, Metrics, Outcome, ReconcileLabels};
 use crate::replicas::{self, MANAGED_BY_LABEL, MANAGER, OWNER_LABEL, TENANT_LABEL};
 use plan::{Rules, Snapshot};
 
-/// Label that makes a `dataFrom` source Secret watched, so that rotating it
-/// reaches the replicas at once (unlabelled sources wait for the resync: the
-/// operator does not watch every Secret in the cluster).
+/// Label (`=true`) a Secret needs to serve as a `dataFrom` source: its
+/// owner's consent to being copied, and what the source watch selects, so
+/// that rotating it reaches the replicas at once.
 pub const SOURCE_LABEL: &str = "aicore.dev/source";
 
 /// Finalizer that guards replica cleanup, one per installation

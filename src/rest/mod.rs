@@ -141,7 +141,7 @@ impl Server {
     }
 
     /// The namespace of resource group `rg`, looked up with the operator's
-    /// own client; "not found" only for a caller Kubernetes accepts.
+    /// own client; errors only for a caller Kubernetes accepts.
     async fn resource_group(&self, rg: &str, caller: &Client) -> Result<String, ApiError> {
         let selector = scope::namespace_selector(rg, self.namespace_selector.as_deref());
         let labelled = Api::<Namespace>::all(self.client.clone())
@@ -149,10 +149,9 @@ impl Server {
             .await
             .map_err(|e| ApiError::internal("looking up the resource group", &e))?;
         let picked = scope::pick_namespace(rg, &labelled.items);
-        if picked
-            .as_ref()
-            .is_err_and(|e| e.status() == StatusCode::NOT_FOUND)
-        {
+        // Any answer drawn from the operator's own view (not found, or which
+        // namespaces collide) goes only to a caller Kubernetes accepts.
+        if picked.is_err() {
             auth::authenticate(caller).await?;
         }
         picked

@@ -743,6 +743,42 @@ async fn data_from_follows_a_labelled_source_secret() {
         .expect("rotate source");
     op.wait_secret_data(a.name(), "creds", &[("k", "rotated")])
         .await;
+    // A Secret whose owner did not label it is never copied.
+    let unlabelled = Secret {
+        metadata: ObjectMeta {
+            name: Some("not-a-source".into()),
+            ..ObjectMeta::default()
+        },
+        data: Some([("k".to_owned(), ByteString(b"private".to_vec()))].into()),
+        ..Secret::default()
+    };
+    op.secrets(&op.tenant)
+        .create(&PostParams::default(), &unlabelled)
+        .await
+        .expect("create unlabelled Secret");
+    let mut leak = generic_secret("leak", Scope::TenantWide, &[]);
+    leak.spec.data = None;
+    leak.spec.data_from = Some(generic_secrets_operator::api::DataFrom {
+        secret_ref: generic_secrets_operator::api::SecretRef {
+            name: "not-a-source".into(),
+        },
+    });
+    op.create(&op.tenant, &leak).await;
+    let refused = op
+        .wait_ready(&op.tenant, "leak", "False", "SourceNotFound")
+        .await;
+    let msg = refused.ready_condition().expect("Ready").message.clone();
+    assert!(
+        msg.contains("is not labelled aicore.dev/source=true"),
+        "{msg}"
+    );
+    assert!(
+        op.secrets(a.name())
+            .get_opt("leak")
+            .await
+            .expect("get")
+            .is_none()
+    );
     a.cleanup().await;
     op.cleanup().await;
 }
