@@ -27,6 +27,19 @@ pub const HASH_ANNOTATION: &str = "aicore.dev/data-hash";
 /// Decoded Secret data, in key order.
 pub type Data = BTreeMap<String, ByteString>;
 
+/// The data of one reconcile with its hash, computed once for all targets.
+pub struct Payload {
+    pub data: Data,
+    pub hash: String,
+}
+
+impl Payload {
+    pub fn new(data: Data) -> Self {
+        let hash = data_hash(&data);
+        Payload { data, hash }
+    }
+}
+
 /// `sha256:<hex>` over keys and values, length-prefixed so that no two maps
 /// collide by concatenation.
 pub fn data_hash(data: &Data) -> String {
@@ -54,6 +67,16 @@ pub fn owner_label_value(namespace: &str, name: &str) -> String {
     let hash: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     let prefix: String = full.chars().take(MAX - hash.len() - 1).collect();
     format!("{}-{hash}", prefix.trim_end_matches(['.', '-', '_']))
+}
+
+/// The owner label value of `gs`'s replicas.
+pub fn owner_label(gs: &GenericSecret) -> String {
+    owner_label_value(&gs.namespace().unwrap_or_default(), &gs.name_any())
+}
+
+/// Label selector of every replica this installation wrote.
+pub fn selector(tenant_namespace: &str) -> String {
+    format!("{MANAGED_BY_LABEL}={MANAGER},{TENANT_LABEL}={tenant_namespace}")
 }
 
 /// `<namespace>/<name>` of a GenericSecret.
@@ -88,19 +111,16 @@ pub fn desired_secret(
     tenant_namespace: &str,
     name: &str,
     namespace: &str,
-    data: &Data,
+    payload: &Payload,
 ) -> Secret {
     let mut labels: BTreeMap<String, String> = gs.spec.labels.clone();
     labels.insert(MANAGED_BY_LABEL.into(), MANAGER.into());
-    labels.insert(
-        OWNER_LABEL.into(),
-        owner_label_value(&gs.namespace().unwrap_or_default(), &gs.name_any()),
-    );
+    labels.insert(OWNER_LABEL.into(), owner_label(gs));
     labels.insert(SCOPE_LABEL.into(), gs.spec.scope.as_str().into());
     labels.insert(TENANT_LABEL.into(), tenant_namespace.into());
     let annotations = BTreeMap::from([
         (OWNER_ANNOTATION.to_owned(), object_key(gs)),
-        (HASH_ANNOTATION.to_owned(), data_hash(data)),
+        (HASH_ANNOTATION.to_owned(), payload.hash.clone()),
     ]);
     Secret {
         metadata: ObjectMeta {
@@ -112,7 +132,7 @@ pub fn desired_secret(
             ..ObjectMeta::default()
         },
         type_: Some(gs.spec.type_.clone()),
-        data: Some(data.clone()),
+        data: Some(payload.data.clone()),
         ..Secret::default()
     }
 }
@@ -226,14 +246,20 @@ mod tests {
             "tenant",
             "creds",
             "rg-a",
-            &data("a"),
+            &Payload::new(data("a")),
         );
         assert!(is_managed(&tw, "tenant"));
         assert!(!is_managed(&tw, "other-tenant"));
         assert!(is_written_by(&tw, &gs(Scope::TenantWide), "tenant"));
         assert_eq!(tw.labels()["ext.ai.sap.com/team"], "ml");
         assert!(tw.metadata.owner_references.is_none());
-        let tenant = desired_secret(&gs(Scope::Tenant), "tenant", "creds", "tenant", &data("a"));
+        let tenant = desired_secret(
+            &gs(Scope::Tenant),
+            "tenant",
+            "creds",
+            "tenant",
+            &Payload::new(data("a")),
+        );
         assert!(tenant.metadata.owner_references.is_some());
     }
 
@@ -244,7 +270,7 @@ mod tests {
             "tenant",
             "creds",
             "rg-a",
-            &data("a"),
+            &Payload::new(data("a")),
         );
         assert!(drift(&want, &want).is_current());
         let mut edited = want.clone();

@@ -216,6 +216,13 @@ pub struct GenericSecretStatus {
     pub shadow: Option<ShadowStatus>,
 }
 
+impl GenericSecretStatus {
+    /// The `Ready` condition, if any.
+    pub fn ready_condition(&self) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == "Ready")
+    }
+}
+
 impl GenericSecret {
     /// The AI Core name: `spec.secretName`, else `metadata.name`.
     pub fn ai_core_name(&self) -> &str {
@@ -228,11 +235,7 @@ impl GenericSecret {
 
     /// `Ready` condition, if reported.
     pub fn ready_condition(&self) -> Option<&Condition> {
-        self.status
-            .as_ref()?
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Ready")
+        self.status.as_ref()?.ready_condition()
     }
 }
 

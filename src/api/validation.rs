@@ -82,15 +82,47 @@ pub fn validate_spec(spec: &GenericSecretSpec) -> Result<(), String> {
         (None, Some(_)) => {}
         _ => return Err("exactly one of data or dataFrom must be set".to_owned()),
     }
-    for key in spec.labels.keys() {
-        if !key.starts_with(LABEL_PREFIX) {
-            return Err(format!("label key {key:?} must start with {LABEL_PREFIX}"));
-        }
+    for (key, value) in &spec.labels {
+        check_label(key, value)?;
     }
     if let Some(name) = &spec.secret_name {
         check_secret_name(name)?;
     }
     Ok(())
+}
+
+/// An AI Core label: the key is `ext.ai.sap.com/` plus a label name, and
+/// both name and value must be valid Kubernetes label parts, since they are
+/// copied onto every replica.
+pub fn check_label(key: &str, value: &str) -> Result<(), String> {
+    let Some(name) = key.strip_prefix(LABEL_PREFIX) else {
+        return Err(format!("label key {key:?} must start with {LABEL_PREFIX}"));
+    };
+    if name.is_empty() || !is_label_value(name) {
+        return Err(format!(
+            "label key {key:?} must be {LABEL_PREFIX} followed by at most 63 alphanumerics, \
+             '-', '_' or '.', starting and ending alphanumeric"
+        ));
+    }
+    if !is_label_value(value) {
+        return Err(format!(
+            "label {key}: value {value:?} must be at most 63 alphanumerics, '-', '_' or '.', \
+             starting and ending alphanumeric"
+        ));
+    }
+    Ok(())
+}
+
+/// A valid Kubernetes label value: at most 63 alphanumerics, `-`, `_` or
+/// `.`, starting and ending alphanumeric; empty is valid.
+pub fn is_label_value(s: &str) -> bool {
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    s.is_empty()
+        || s.len() <= 63
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && alnum(s.chars().next())
+            && alnum(s.chars().last())
 }
 
 /// AI Core names: alphanumerics, `_` and `-`, starting and ending with an

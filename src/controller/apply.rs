@@ -18,7 +18,7 @@ use super::{Context, Error, SOURCE_LABEL};
 use crate::api::validation::decode_data;
 use crate::api::{GenericSecret, GenericSecretStatus};
 use crate::metrics;
-use crate::replicas::{self, Data, MANAGER};
+use crate::replicas::{self, Data, MANAGER, Payload};
 use kube::runtime::reflector::ObjectRef;
 
 /// How often a long fan-out reports its progress in status.
@@ -47,11 +47,12 @@ pub async fn apply(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, 
             return Ok(Action::requeue(ctx.config.source_retry));
         }
     };
-    let hash = replicas::data_hash(&data);
+    let payload = Payload::new(data);
+    let hash = payload.hash.clone();
     let observed: Vec<(Target, Outcome)> = plan
         .targets
         .iter()
-        .map(|t| (t.clone(), observe(&gs, &plan, t, &data, &ctx)))
+        .map(|t| (t.clone(), observe(&gs, &plan, t, &payload, &ctx)))
         .collect();
     let stored = gs.status.clone();
     // Report new data (the map turns false) and a new shadow record before
@@ -73,7 +74,7 @@ pub async fn apply(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, 
     let mut reported = std::time::Instant::now();
     for (i, (target, seen)) in observed.iter().enumerate() {
         let outcome = match seen {
-            Outcome::Pending => ensure_replica(&gs, &plan, target, &data, &ctx).await,
+            Outcome::Pending => ensure_replica(&gs, &plan, target, &payload, &ctx).await,
             other => other.clone(),
         };
         wrote |= outcome == Outcome::Written;
@@ -157,13 +158,13 @@ fn observe(
     gs: &GenericSecret,
     plan: &Plan,
     target: &Target,
-    data: &Data,
+    payload: &Payload,
     ctx: &Context,
 ) -> Outcome {
     if !target.writes() {
         return Outcome::Yielded;
     }
-    let desired = ctx.desired(gs, plan, target, data);
+    let desired = ctx.desired(gs, plan, target, payload);
     match ctx.cached_replica(&target.namespace, &plan.secret_name) {
         Some(live)
             if replicas::is_written_by(&live, gs, &ctx.config.tenant_namespace)
@@ -184,10 +185,10 @@ async fn ensure_replica(
     gs: &GenericSecret,
     plan: &Plan,
     target: &Target,
-    data: &Data,
+    payload: &Payload,
     ctx: &Context,
 ) -> Outcome {
-    let desired = ctx.desired(gs, plan, target, data);
+    let desired = ctx.desired(gs, plan, target, payload);
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &target.namespace);
     let name = &plan.secret_name;
     let tenant = &ctx.config.tenant_namespace;
@@ -376,7 +377,7 @@ async fn patch_status(
         return Ok(gs.clone());
     }
     let reason = |s: Option<&GenericSecretStatus>| {
-        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        s.and_then(GenericSecretStatus::ready_condition)
             .map(|c| (c.reason.clone(), c.status.clone(), c.message.clone()))
     };
     let (before, after) = (reason(old), reason(Some(&status)));
@@ -408,13 +409,19 @@ async fn patch_status(
 }
 
 impl Context {
-    fn desired(&self, gs: &GenericSecret, plan: &Plan, target: &Target, data: &Data) -> Secret {
+    fn desired(
+        &self,
+        gs: &GenericSecret,
+        plan: &Plan,
+        target: &Target,
+        payload: &Payload,
+    ) -> Secret {
         replicas::desired_secret(
             gs,
             &self.config.tenant_namespace,
             &plan.secret_name,
             &target.namespace,
-            data,
+            payload,
         )
     }
 

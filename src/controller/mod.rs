@@ -26,7 +26,7 @@ use kube::{Api, Client, ResourceExt};
 use crate::api::{GenericSecret, Scope};
 use crate::http::Health;
 use crate::metrics::{ErrorLabels, Metrics, Outcome, ReconcileLabels};
-use crate::replicas::{self, MANAGED_BY_LABEL, MANAGER, OWNER_LABEL, TENANT_LABEL};
+use crate::replicas::{self, MANAGER, OWNER_LABEL};
 use plan::{Rules, Snapshot};
 
 /// Label (`=true`) a Secret needs to serve as a `dataFrom` source: its
@@ -161,12 +161,12 @@ impl Context {
     }
 
     async fn list_replicas_of(&self, gs: &GenericSecret) -> Result<Vec<Secret>, kube::Error> {
-        let owner =
-            replicas::owner_label_value(&gs.namespace().unwrap_or_default(), &gs.name_any());
-        let params = ListParams::default().labels(&format!(
-            "{MANAGED_BY_LABEL}={MANAGER},{OWNER_LABEL}={owner},{TENANT_LABEL}={}",
-            self.config.tenant_namespace
-        ));
+        let selector = format!(
+            "{},{OWNER_LABEL}={}",
+            replicas::selector(&self.config.tenant_namespace),
+            replicas::owner_label(gs)
+        );
+        let params = ListParams::default().labels(&selector);
         let api: Api<Secret> = Api::all(self.client.clone());
         let list = api.list(&params).await?;
         Ok(list
@@ -316,10 +316,7 @@ pub async fn run(client: Client, config: Config, health: Health) {
         notify.clone(),
         move |ns| affected_by_namespace(&store, &tenant, &ns.name_any()),
     );
-    let replica_selector = format!(
-        "{MANAGED_BY_LABEL}={MANAGER},{TENANT_LABEL}={}",
-        config.tenant_namespace
-    );
+    let replica_selector = replicas::selector(&config.tenant_namespace);
     let store = generic_secrets.clone();
     let replica_store = spawn_cache(
         Api::<Secret>::all(client.clone()),

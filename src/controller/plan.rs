@@ -32,7 +32,6 @@ pub struct Snapshot<'a> {
     pub rules: &'a Rules,
     /// Known namespaces → resource-group id (None: not a resource group).
     pub namespaces: &'a BTreeMap<String, Option<String>>,
-    pub generic_secrets: &'a [Arc<GenericSecret>],
     pub now: Timestamp,
     /// Live objects by (namespace, Secret name), oldest first.
     by_secret: HashMap<(String, String), Vec<&'a GenericSecret>>,
@@ -73,7 +72,6 @@ impl<'a> Snapshot<'a> {
         Snapshot {
             rules,
             namespaces,
-            generic_secrets,
             now,
             by_secret,
             tenant_wide,
@@ -206,7 +204,7 @@ fn is_live(gs: &GenericSecret) -> bool {
 }
 
 /// Creation order: creationTimestamp, then name.
-fn creation_key(gs: &GenericSecret) -> (Option<Timestamp>, String) {
+pub fn creation_key(gs: &GenericSecret) -> (Option<Timestamp>, String) {
     (gs.creation_timestamp().map(|t| t.0), gs.name_any())
 }
 
@@ -473,8 +471,7 @@ pub fn successor_in(
         Scope::TenantWide => snap.resource_group_named(namespace, &name),
         Scope::ResourceGroup => snap
             .resource_group_of(namespace)
-            .and_then(|_| snap.tenant_wide_named(&name))
-            .filter(|tw| tw.uid() != gs.uid()),
+            .and_then(|_| snap.tenant_wide_named(&name)),
         Scope::Tenant => None,
     }?;
     (next.uid() != gs.uid()).then(|| ObjectRef::from(next))

@@ -286,7 +286,7 @@ fn ready_condition(
     now: Timestamp,
 ) -> Condition {
     let status = if r.ready { "True" } else { "False" };
-    let old = previous.conditions.iter().find(|c| c.type_ == "Ready");
+    let old = previous.ready_condition();
     let last_transition_time = old
         .filter(|c| c.status == status)
         .map(|c| c.last_transition_time.clone())

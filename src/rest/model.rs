@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
-use crate::api::validation::{check_secret_name, kubernetes_name, validate_spec};
-use crate::api::{GenericSecret, GenericSecretSpec, LABEL_PREFIX, Scope, SecretData};
+use crate::api::validation::{check_label, check_secret_name, kubernetes_name, validate_spec};
+use crate::api::{GenericSecret, GenericSecretSpec, Scope, SecretData};
 use crate::controller::plan::{self, Blocked, Rules, Snapshot};
 
 /// Largest request body accepted (a Secret holds at most 1 MiB as well).
@@ -234,37 +234,12 @@ pub fn page(items: Vec<Summary>, query: &ListQuery) -> List {
     }
 }
 
-/// A valid Kubernetes label value: at most 63 alphanumerics, `-`, `_` or
-/// `.`, starting and ending alphanumeric; empty is valid. Resource-group
-/// ids and label values are copied into labels, so both must be one.
-pub fn is_label_value(s: &str) -> bool {
-    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    s.is_empty()
-        || s.len() <= 63
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && alnum(s.chars().next())
-            && alnum(s.chars().last())
-}
-
 /// AI Core labels as a map; a key twice or a key or value Kubernetes could
 /// not put on the replicas is refused. The prefix rule is `validate_spec`'s.
 fn label_map(labels: &[Label]) -> Result<BTreeMap<String, String>, ApiError> {
     let mut map = BTreeMap::new();
     for Label { key, value } in labels {
-        let name = key.strip_prefix(LABEL_PREFIX).unwrap_or(key);
-        if name.is_empty() || !is_label_value(name) {
-            return Err(ApiError::bad_request(format!(
-                "label key {key:?} must be {LABEL_PREFIX} followed by at most 63 \
-                 alphanumerics, '-', '_' or '.', starting and ending alphanumeric"
-            )));
-        }
-        if !is_label_value(value) {
-            return Err(ApiError::bad_request(format!(
-                "label {key}: value {value:?} must be at most 63 alphanumerics, '-', '_' or \
-                 '.', starting and ending alphanumeric"
-            )));
-        }
+        check_label(key, value).map_err(ApiError::bad_request)?;
         if map.insert(key.clone(), value.clone()).is_some() {
             return Err(ApiError::bad_request(format!("label {key} is given twice")));
         }
@@ -418,7 +393,7 @@ pub fn find_by_name(
     items
         .into_iter()
         .filter(|gs| visible(gs, scope) && plan::secret_name(gs) == kubernetes_name)
-        .min_by_key(|gs| (gs.creation_timestamp().map(|t| t.0), gs.name_any()))
+        .min_by_key(plan::creation_key)
 }
 
 pub fn summary(gs: &GenericSecret) -> Summary {
@@ -712,10 +687,10 @@ mod tests {
     #[test]
     fn label_values_follow_kubernetes() {
         for ok in ["", "a", "rg-1", "A.b_c", &"x".repeat(63)] {
-            assert!(is_label_value(ok), "{ok}");
+            assert!(crate::api::validation::is_label_value(ok), "{ok}");
         }
         for bad in ["-a", "a-", "a b", "a,b=c", "*", &"x".repeat(64)] {
-            assert!(!is_label_value(bad), "{bad}");
+            assert!(!crate::api::validation::is_label_value(bad), "{bad}");
         }
     }
 }

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 
 use super::error::ApiError;
-use super::model::is_label_value;
+use crate::api::validation::is_label_value;
 use crate::api::{RESOURCE_GROUP_LABEL, Scope};
 
 pub const TENANT_SCOPE_HEADER: &str = "AI-Tenant-Scope";
