@@ -201,6 +201,21 @@ mod tests {
     }
 
     #[test]
+    fn label_names_and_values_must_fit_on_a_replica() {
+        let mut s = spec(&[("a", "YQ==")]);
+        s.labels
+            .insert("ext.ai.sap.com/team".into(), "not ok!".into());
+        let err = validate_spec(&s).expect_err("bad value");
+        assert!(err.contains("value \"not ok!\""), "{err}");
+        s.labels.clear();
+        s.labels.insert("ext.ai.sap.com/".into(), "x".into());
+        assert!(validate_spec(&s).is_err(), "empty label name");
+        s.labels.clear();
+        s.labels.insert("ext.ai.sap.com/team".into(), String::new());
+        assert!(validate_spec(&s).is_ok(), "empty values are valid");
+    }
+
+    #[test]
     fn requires_exactly_one_data_source() {
         let mut s = spec(&[("a", "YQ==")]);
         s.data_from = Some(DataFrom {
