@@ -55,7 +55,7 @@ struct RunArgs {
     log_format: telemetry::LogFormat,
     /// Run as one of several replicas: only the holder of the Lease
     /// `generic-secrets-operator` in the tenant namespace reconciles; a
-    /// standby takes over within 15 s of the leader's last renewal.
+    /// standby takes over 15 s after it last saw the leader renew.
     #[arg(long)]
     leader_election: bool,
     /// Address of /healthz, /readyz and /metrics (port 0: any free port).
