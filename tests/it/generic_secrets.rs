@@ -441,15 +441,7 @@ async fn unmanaged_secret_is_never_touched_and_reported_as_conflict() {
     let op = Operator::start(&[]).await;
     let a = op.resource_group("rg-a").await;
     let b = op.resource_group("rg-b").await;
-    let mine = Secret {
-        metadata: ObjectMeta {
-            name: Some("creds".into()),
-            labels: Some([("owner".to_owned(), "someone-else".to_owned())].into()),
-            ..ObjectMeta::default()
-        },
-        data: Some([("k".to_owned(), ByteString(b"theirs".to_vec()))].into()),
-        ..Secret::default()
-    };
+    let mine = plain_secret("creds", &[("owner", "someone-else")], "theirs");
     let created = op
         .secrets(a.name())
         .create(&PostParams::default(), &mine)
@@ -696,26 +688,46 @@ async fn no_op_resyncs_write_nothing() {
     op.cleanup().await;
 }
 
+/// A Secret as a user (not the operator) would create it, with one key.
+fn plain_secret(name: &str, labels: &[(&str, &str)], value: &str) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..ObjectMeta::default()
+        },
+        data: Some([("k".to_owned(), ByteString(value.as_bytes().to_vec()))].into()),
+        ..Secret::default()
+    }
+}
+
+/// A tenant-wide GenericSecret whose data comes from Secret `source`.
+fn reading_from_secret(name: &str, source: &str) -> GenericSecret {
+    let mut gs = generic_secret(name, Scope::TenantWide, &[]);
+    gs.spec.data = None;
+    gs.spec.data_from = Some(generic_secrets_operator::api::DataFrom {
+        secret_ref: generic_secrets_operator::api::SecretRef {
+            name: source.into(),
+        },
+    });
+    gs
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn data_from_follows_a_labelled_source_secret() {
     let op = Operator::start(&[]).await;
     let a = op.resource_group("rg-a").await;
-    let source = Secret {
-        metadata: ObjectMeta {
-            name: Some("sealed-output".into()),
-            labels: Some([("aicore.dev/source".to_owned(), "true".to_owned())].into()),
-            ..ObjectMeta::default()
-        },
-        data: Some([("k".to_owned(), ByteString(b"from-source".to_vec()))].into()),
-        ..Secret::default()
-    };
-    let mut gs = generic_secret("creds", Scope::TenantWide, &[]);
-    gs.spec.data = None;
-    gs.spec.data_from = Some(generic_secrets_operator::api::DataFrom {
-        secret_ref: generic_secrets_operator::api::SecretRef {
-            name: "sealed-output".into(),
-        },
-    });
+    let source = plain_secret(
+        "sealed-output",
+        &[("aicore.dev/source", "true")],
+        "from-source",
+    );
+    let gs = reading_from_secret("creds", "sealed-output");
     op.create(&op.tenant, &gs).await;
     // The source is missing at first: the object says so and waits.
     let blocked = op
@@ -744,25 +756,12 @@ async fn data_from_follows_a_labelled_source_secret() {
     op.wait_secret_data(a.name(), "creds", &[("k", "rotated")])
         .await;
     // A Secret whose owner did not label it is never copied.
-    let unlabelled = Secret {
-        metadata: ObjectMeta {
-            name: Some("not-a-source".into()),
-            ..ObjectMeta::default()
-        },
-        data: Some([("k".to_owned(), ByteString(b"private".to_vec()))].into()),
-        ..Secret::default()
-    };
+    let unlabelled = plain_secret("not-a-source", &[], "private");
     op.secrets(&op.tenant)
         .create(&PostParams::default(), &unlabelled)
         .await
         .expect("create unlabelled Secret");
-    let mut leak = generic_secret("leak", Scope::TenantWide, &[]);
-    leak.spec.data = None;
-    leak.spec.data_from = Some(generic_secrets_operator::api::DataFrom {
-        secret_ref: generic_secrets_operator::api::SecretRef {
-            name: "not-a-source".into(),
-        },
-    });
+    let leak = reading_from_secret("leak", "not-a-source");
     op.create(&op.tenant, &leak).await;
     let refused = op
         .wait_ready(&op.tenant, "leak", "False", "SourceNotFound")
