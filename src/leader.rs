@@ -3,8 +3,14 @@
 //! A standby takes over once the leader has not renewed for the lease
 //! duration. Every write is an optimistic update at the read
 //! resourceVersion, so two candidates can never both win.
+//!
+//! A leader's writes are fenced by its [`Term`]: a client built with
+//! [`fence`] refuses every write once the last renewal is older than the
+//! renew deadline, which ends before any standby may take over. So a leader
+//! that was paused (or cut off) and wakes up cannot write even one Secret
+//! before it notices that it lost.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -13,7 +19,90 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
+use kube::client::Body;
 use kube::{Client, ResourceExt};
+use tower::BoxError;
+use tower::filter::FilterLayer;
+
+/// The lease's timing. A standby waits `lease_duration` after it last saw
+/// a renewal; a leader stops writing `renew_deadline` after its last
+/// renewal, which must come first.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub lease_duration: Duration,
+    pub renew_deadline: Duration,
+    /// Renew, and retry acquiring, this often.
+    pub retry_period: Duration,
+}
+
+impl Default for Timing {
+    /// A standby takes over 10–14 s after the leader's last renewal (within
+    /// the 15 s the product promises), and the leader stops 3 s before.
+    fn default() -> Self {
+        Timing {
+            lease_duration: Duration::from_secs(10),
+            renew_deadline: Duration::from_secs(7),
+            retry_period: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Timing {
+    /// Checks that the leader stops before a standby may start.
+    pub fn validate(self) -> Result<Self, String> {
+        if self.retry_period >= self.renew_deadline {
+            return Err("the retry period must be shorter than the renew deadline".into());
+        }
+        if self.renew_deadline >= self.lease_duration {
+            return Err("the renew deadline must be shorter than the lease duration".into());
+        }
+        Ok(self)
+    }
+}
+
+/// Until when this instance may write as the leader (its last renewal plus
+/// the renew deadline); shared by the election and the fenced client.
+#[derive(Clone, Debug, Default)]
+pub struct Term(Arc<Mutex<Option<Instant>>>);
+
+impl Term {
+    pub fn is_current(&self) -> bool {
+        !self.remaining().is_zero()
+    }
+
+    /// Time left in the term (zero when it has ended or never began).
+    fn remaining(&self) -> Duration {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|until| *until)
+            .map_or(Duration::ZERO, |until| {
+                until.saturating_duration_since(Instant::now())
+            })
+    }
+
+    fn extend_to(&self, until: Instant) {
+        if let Ok(mut current) = self.0.lock() {
+            *current = Some(until);
+        }
+    }
+}
+
+/// A client layer that lets reads (and watches) through and refuses every
+/// other request outside `term`.
+pub fn fence(
+    term: Term,
+) -> FilterLayer<impl Fn(http::Request<Body>) -> Result<http::Request<Body>, BoxError> + Clone> {
+    FilterLayer::new(move |request: http::Request<Body>| {
+        if request.method() == http::Method::GET || term.is_current() {
+            Ok(request)
+        } else {
+            Err(BoxError::from(
+                "not the leader: the lease was not renewed in time",
+            ))
+        }
+    })
+}
 
 /// How the lease is held.
 #[derive(Debug)]
@@ -22,28 +111,22 @@ pub struct Election {
     pub lease_name: String,
     /// Who we are (the pod name in a cluster).
     pub identity: String,
-    /// A leader that has not renewed for this long is replaced (≤ 15 s
-    /// takeover: the design's promise).
-    pub lease_duration: Duration,
-    /// A leader that could not renew for this long stops leading, well
-    /// before a standby may take over (client-go's 10 s of 15 s).
-    pub renew_deadline: Duration,
-    /// Renew, and retry acquiring, this often.
-    pub retry: Duration,
+    pub timing: Timing,
+    /// Until when our writes are allowed.
+    pub term: Term,
     /// The other holder's last renewal as this instance saw it change, on
     /// its own monotonic clock: expiry never depends on clock skew.
     observed: Mutex<Option<(String, Instant)>>,
 }
 
 impl Election {
-    pub fn new(namespace: &str, identity: String) -> Self {
+    pub fn new(namespace: &str, identity: String, timing: Timing) -> Self {
         Election {
             namespace: namespace.to_owned(),
             lease_name: "generic-secrets-operator".to_owned(),
             identity,
-            lease_duration: Duration::from_secs(15),
-            renew_deadline: Duration::from_secs(10),
-            retry: Duration::from_secs(2),
+            timing,
+            term: Term::default(),
             observed: Mutex::new(None),
         }
     }
@@ -55,29 +138,30 @@ impl Election {
     /// Wait until this instance holds the lease.
     pub async fn acquire(&self, client: &Client) {
         loop {
+            let sent = Instant::now();
             match self.try_acquire(client).await {
                 Ok(true) => {
+                    self.term.extend_to(sent + self.timing.renew_deadline);
                     tracing::info!(lease = %self.lease_name, identity = %self.identity, "acquired leadership");
                     return;
                 }
                 Ok(false) => tracing::debug!("another instance leads; standing by"),
                 Err(e) => tracing::warn!(error = %e, "leader election request failed"),
             }
-            tokio::time::sleep(self.retry).await;
+            tokio::time::sleep(self.timing.retry_period).await;
         }
     }
 
     /// Keep renewing; returns when leadership is lost: another holder, or no
-    /// renewal within the renew deadline. Every attempt is bounded by that
-    /// deadline, so a hanging request cannot keep a stale leader running.
+    /// renewal within the renew deadline (the term ran out). Every attempt
+    /// is bounded by what is left of the term, so a hanging request cannot
+    /// keep a stale leader running.
     pub async fn hold(&self, client: &Client) {
-        let mut renewed = Instant::now();
         loop {
-            tokio::time::sleep(self.retry).await;
+            tokio::time::sleep(self.timing.retry_period).await;
             let sent = Instant::now();
-            let left = self.renew_deadline.saturating_sub(renewed.elapsed());
-            match tokio::time::timeout(left, self.try_acquire(client)).await {
-                Ok(Ok(true)) => renewed = sent,
+            match tokio::time::timeout(self.term.remaining(), self.try_acquire(client)).await {
+                Ok(Ok(true)) => self.term.extend_to(sent + self.timing.renew_deadline),
                 Ok(Ok(false)) => {
                     tracing::error!("leadership taken over by another instance");
                     return;
@@ -85,7 +169,7 @@ impl Election {
                 Ok(Err(e)) => tracing::warn!(error = %e, "renewing the lease failed"),
                 Err(_) => tracing::warn!("renewing the lease timed out"),
             }
-            if renewed.elapsed() >= self.renew_deadline {
+            if !self.term.is_current() {
                 tracing::error!("lease not renewed in time; leadership lost");
                 return;
             }
@@ -132,7 +216,7 @@ impl Election {
     fn spec(&self, acquired: Timestamp, renewed: Timestamp, transitions: i32) -> LeaseSpec {
         LeaseSpec {
             holder_identity: Some(self.identity.clone()),
-            lease_duration_seconds: i32::try_from(self.lease_duration.as_secs()).ok(),
+            lease_duration_seconds: i32::try_from(self.timing.lease_duration.as_secs()).ok(),
             acquire_time: Some(MicroTime(acquired)),
             renew_time: Some(MicroTime(renewed)),
             lease_transitions: Some(transitions),
@@ -166,7 +250,7 @@ impl Election {
         let duration = spec
             .lease_duration_seconds
             .and_then(|s| u64::try_from(s).ok())
-            .map_or(self.lease_duration, Duration::from_secs);
+            .map_or(self.timing.lease_duration, Duration::from_secs);
         let Ok(mut observed) = self.observed.lock() else {
             return false;
         };
@@ -195,7 +279,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_lease_expires_a_full_duration_after_its_renewal_was_seen() {
-        let election = Election::new("tenant", "me".into());
+        let election = Election::new("tenant", "me".into(), Timing::default());
         // Even a renewTime far in the past (clock skew) counts from now.
         let old = spec(Timestamp::UNIX_EPOCH);
         assert!(!election.expired(&old));
@@ -207,5 +291,46 @@ mod tests {
         let renewed = spec(Timestamp::now());
         assert!(!election.expired(&renewed));
         assert!(election.expired(&LeaseSpec::default()), "never renewed");
+    }
+
+    fn request(method: http::Method) -> http::Request<Body> {
+        http::Request::builder()
+            .method(method)
+            .uri("/api/v1/namespaces/t/secrets")
+            .body(Body::empty())
+            .expect("request")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_fence_lets_writes_through_only_during_the_term() {
+        use tower::{Service, ServiceExt, service_fn};
+        let term = Term::default();
+        let mut client = tower::Layer::layer(
+            &fence(term.clone()),
+            service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(()) }),
+        );
+        let mut send = async |method| client.ready().await?.call(request(method)).await;
+        assert!(send(http::Method::GET).await.is_ok(), "reads always pass");
+        assert!(send(http::Method::PATCH).await.is_err(), "no term yet");
+        let timing = Timing::default();
+        term.extend_to(Instant::now() + timing.renew_deadline);
+        assert!(send(http::Method::PATCH).await.is_ok());
+        assert!(send(http::Method::DELETE).await.is_ok());
+        tokio::time::advance(timing.renew_deadline).await;
+        assert!(send(http::Method::POST).await.is_err(), "the term ended");
+        assert!(send(http::Method::GET).await.is_ok());
+    }
+
+    #[test]
+    fn the_leader_must_stop_before_a_standby_may_start() {
+        let secs = Duration::from_secs;
+        let timing = |lease, renew, retry| Timing {
+            lease_duration: secs(lease),
+            renew_deadline: secs(renew),
+            retry_period: secs(retry),
+        };
+        assert!(Timing::default().validate().is_ok());
+        assert!(timing(10, 10, 2).validate().is_err());
+        assert!(timing(10, 7, 7).validate().is_err());
     }
 }

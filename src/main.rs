@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use generic_secrets_operator::controller::{self, Config};
 use generic_secrets_operator::http::{self, Health};
-use generic_secrets_operator::leader::Election;
+use generic_secrets_operator::leader::{self, Election, Timing};
 use generic_secrets_operator::{api, rest, telemetry};
 use k8s_openapi::jiff::SignedDuration;
 
@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller against the current kubeconfig / in-cluster config.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the GenericSecret CRD as YAML.
     Crd,
 }
@@ -55,9 +55,19 @@ struct RunArgs {
     log_format: telemetry::LogFormat,
     /// Run as one of several replicas: only the holder of the Lease
     /// `generic-secrets-operator` in the tenant namespace reconciles; a
-    /// standby takes over 15 s after it last saw the leader renew.
+    /// standby takes over a lease duration after it last saw the leader renew.
     #[arg(long)]
     leader_election: bool,
+    /// How long a standby waits after the leader's last renewal it saw.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    lease_duration: SignedDuration,
+    /// A leader that could not renew for this long stops writing and exits;
+    /// shorter than the lease duration.
+    #[arg(long, default_value = "7s", value_parser = parse_duration)]
+    renew_deadline: SignedDuration,
+    /// How often the leader renews and a standby retries.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    retry_period: SignedDuration,
     /// Address of /healthz, /readyz and /metrics (port 0: any free port).
     #[arg(long, default_value = "0.0.0.0:8080")]
     http_addr: SocketAddr,
@@ -94,7 +104,7 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => run(*args).await,
     }
 }
 
@@ -106,6 +116,18 @@ async fn run(args: RunArgs) -> ExitCode {
         Ok(kube_config) => kube_config,
         Err(e) => {
             tracing::error!(error = %e, "no Kubernetes client configuration");
+            return ExitCode::FAILURE;
+        }
+    };
+    let timing = Timing {
+        lease_duration: args.lease_duration.unsigned_abs(),
+        renew_deadline: args.renew_deadline.unsigned_abs(),
+        retry_period: args.retry_period.unsigned_abs(),
+    };
+    let timing = match timing.validate() {
+        Ok(timing) => timing,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid leader-election timing");
             return ExitCode::FAILURE;
         }
     };
@@ -139,7 +161,7 @@ async fn run(args: RunArgs) -> ExitCode {
     // Every replica serves the REST API, a standby too: it only talks to
     // the apiserver.
     if args.rest_api {
-        match rest::serve(args.rest_addr, kube_config, client.clone(), &config).await {
+        match rest::serve(args.rest_addr, kube_config.clone(), client.clone(), &config).await {
             Ok(addr) => tracing::info!(%addr, "serving the REST API"),
             Err(e) => {
                 tracing::error!(error = %e, addr = %args.rest_addr, "cannot bind the REST API port");
@@ -149,17 +171,30 @@ async fn run(args: RunArgs) -> ExitCode {
     }
     if !args.leader_election {
         tracing::info!(tenant_namespace = %config.tenant_namespace, "starting controller");
+        health.metrics.leader.set(1);
         controller::run(client, config, health).await;
         return ExitCode::SUCCESS;
     }
-    let election = Election::new(&config.tenant_namespace, instance_name());
+    let election = Election::new(&config.tenant_namespace, instance_name(), timing);
+    // The controller writes through a client fenced by the leader's term;
+    // the election itself uses the plain one.
+    let fenced = match kube::client::ClientBuilder::try_from(kube_config) {
+        Ok(builder) => builder
+            .with_layer(&leader::fence(election.term.clone()))
+            .build(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the Kubernetes client");
+            return ExitCode::FAILURE;
+        }
+    };
     // A standby is healthy and ready: it is doing its job, waiting.
     health.ready.store(true, Ordering::Relaxed);
     election.acquire(&client).await;
     health.ready.store(false, Ordering::Relaxed);
+    health.metrics.leader.set(1);
     tracing::info!(tenant_namespace = %config.tenant_namespace, "starting controller");
     tokio::select! {
-        () = controller::run(client.clone(), config, health) => ExitCode::SUCCESS,
+        () = controller::run(fenced, config, health) => ExitCode::SUCCESS,
         // Exit rather than go on half-leading; a restart makes a standby.
         () = election.hold(&client) => ExitCode::FAILURE,
     }

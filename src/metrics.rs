@@ -47,6 +47,11 @@ pub struct Metrics {
     /// Targets not yet holding the current data, summed over objects as of
     /// their last reconcile (the replication lag a dashboard watches).
     pub pending_targets: Gauge,
+    /// Seconds from a GenericSecret's last change to the reconcile that
+    /// made every target current.
+    pub replication_lag: Histogram,
+    /// 1 while this instance reconciles (the leader), 0 on a standby.
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -58,6 +63,9 @@ impl Default for Metrics {
         // 1 ms … ~16 s: a reconcile is a handful of API calls per target.
         let reconcile_duration = Histogram::new(exponential_buckets(0.001, 2.0, 15));
         let pending_targets = Gauge::default();
+        // 10 ms … ~5 min: a watch reaction up to a leader takeover or backoff.
+        let replication_lag = Histogram::new(exponential_buckets(0.01, 2.0, 15));
+        let leader = Gauge::default();
         registry.register("reconciles", "Reconciles by outcome", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -79,6 +87,16 @@ impl Default for Metrics {
             "Target namespaces not yet holding the current data",
             pending_targets.clone(),
         );
+        registry.register(
+            "replication_lag_seconds",
+            "Time from a GenericSecret's last change until every target held its data",
+            replication_lag.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this instance is the leader and reconciles",
+            leader.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -86,6 +104,8 @@ impl Default for Metrics {
             secret_writes,
             reconcile_duration,
             pending_targets,
+            replication_lag,
+            leader,
         }
     }
 }

@@ -99,6 +99,9 @@ pub async fn apply(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, 
         .filter(|(_, o)| !matches!(o, Outcome::Current | Outcome::Written | Outcome::Yielded))
         .count();
     ctx.set_pending(ObjectRef::from(&gs), Some(pending as i64));
+    if pending == 0 && wrote && !status::shows_complete(stored.as_ref(), &hash) {
+        observe_lag(&gs, &ctx);
+    }
     patch_status(&gs, &ctx, after).await?;
 
     // Objects sharing the Secret name decide from what this one did; telling
@@ -117,6 +120,14 @@ pub async fn apply(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, 
         return Err(Error::Replicas);
     }
     Ok(ctx.requeue_until(plan.wake_at, now))
+}
+
+/// Replication just completed: how long since the object changed.
+fn observe_lag(gs: &GenericSecret, ctx: &Context) {
+    if let Some(since) = status::last_change(gs) {
+        let lag = ctx.now().duration_since(since).as_secs_f64();
+        ctx.metrics.replication_lag.observe(lag.max(0.0));
+    }
 }
 
 /// Data as bytes: decoded inline, or read from the referenced Secret.

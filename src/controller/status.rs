@@ -278,6 +278,28 @@ fn first_message(outcomes: &[(Target, Outcome)], pick: impl Fn(&Outcome) -> bool
         .unwrap_or_default()
 }
 
+/// When the object last changed, as its managed fields tell (status writes
+/// do not count): where a replication of its data starts.
+pub fn last_change(gs: &GenericSecret) -> Option<Timestamp> {
+    let fields = gs.metadata.managed_fields.iter().flatten();
+    fields
+        .filter(|f| f.subresource.as_deref().unwrap_or_default().is_empty())
+        .filter_map(|f| f.time.as_ref().map(|t| t.0))
+        .max()
+        .or_else(|| gs.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+/// Whether `status` already shows every target holding the data `hash`.
+pub fn shows_complete(status: Option<&GenericSecretStatus>, hash: &str) -> bool {
+    status.is_some_and(|s| {
+        s.data_hash.as_deref() == Some(hash)
+            && s.replicated
+                .as_deref()
+                .and_then(|r| r.split_once('/'))
+                .is_some_and(|(done, all)| done == all)
+    })
+}
+
 /// The Ready condition, keeping its transition time while the status holds.
 fn ready_condition(
     previous: &GenericSecretStatus,

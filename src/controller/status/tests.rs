@@ -167,3 +167,35 @@ fn blocked_status_names_the_reason_and_keeps_transition_time() {
     gs.status = Some(first.clone());
     assert_eq!(blocked_status(&gs, &blocked, at(50)), first);
 }
+
+#[test]
+fn replication_starts_at_the_last_change_that_is_not_a_status_write() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    let entry = |secs, subresource: Option<&str>| ManagedFieldsEntry {
+        time: Some(Time(at(secs))),
+        subresource: subresource.map(Into::into),
+        ..ManagedFieldsEntry::default()
+    };
+    let mut gs = tenant_wide();
+    gs.metadata.creation_timestamp = Some(Time(at(0)));
+    assert_eq!(last_change(&gs), Some(at(0)), "never changed: created");
+    gs.metadata.managed_fields = Some(vec![
+        entry(5, None),
+        entry(9, Some("status")),
+        entry(7, Some("")),
+    ]);
+    assert_eq!(last_change(&gs), Some(at(7)));
+}
+
+#[test]
+fn a_status_is_complete_only_for_its_own_data_with_every_target_current() {
+    let status = |hash: &str, replicated: &str| GenericSecretStatus {
+        data_hash: Some(hash.into()),
+        replicated: Some(replicated.into()),
+        ..GenericSecretStatus::default()
+    };
+    assert!(shows_complete(Some(&status("h1", "3/3")), "h1"));
+    assert!(!shows_complete(Some(&status("h1", "2/3")), "h1"));
+    assert!(!shows_complete(Some(&status("h0", "3/3")), "h1"));
+    assert!(!shows_complete(None, "h1"));
+}
