@@ -1,6 +1,7 @@
 //! Integration tests against a real kube-apiserver (one binary, one shared
 //! control plane; see `harness`).
 
+mod argocd;
 mod chart;
 mod foundation;
 mod generic_secrets;
