@@ -12,7 +12,7 @@ KUBECONFIG_ADMIN := target/control-plane/run/kubeconfig
 # kubectl and helm built for the tests win over any system-wide ones.
 export PATH := $(CP_BIN):$(PATH)
 
-.PHONY: control-plane up down test dev
+.PHONY: control-plane up down test dev manifests
 
 ## Build etcd, kube-apiserver, kube-controller-manager, kubectl and helm (cached).
 control-plane:
@@ -44,3 +44,7 @@ dev: control-plane
 	$(CP_DIR)/up.sh >/dev/null
 	cargo build --locked
 	$(CP_DIR)/dev.sh up
+
+## Render deploy/generic-secrets-operator.yaml from the Helm chart.
+manifests: control-plane
+	deploy/render.sh > deploy/generic-secrets-operator.yaml

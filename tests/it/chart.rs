@@ -4,24 +4,29 @@
 //! rendering options, uninstall. There is no kubelet: pods never run, only
 //! the objects are checked.
 
-use generic_secrets_operator::api::GenericSecret;
+use std::path::{Path, PathBuf};
+
+use generic_secrets_operator::api::{GenericSecret, Scope};
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::harness::kubectl;
 use crate::harness::{
-    DEFAULT_TIMEOUT, TestNamespace, client, expect_success, helm, repo_root, unique_name,
-    unique_suffix, wait_deleted, wait_for,
+    DEFAULT_TIMEOUT, TestNamespace, client, control_plane, expect_success, helm, repo_root,
+    unique_name, unique_suffix, wait_deleted, wait_for,
 };
-use crate::operator::install_crd;
+use crate::operator::{Operator, generic_secret, install_crd};
 
 const CHART: &str = "charts/generic-secrets-operator";
 const CHART_NAME: &str = "generic-secrets-operator";
@@ -89,6 +94,32 @@ fn chart_crd_is_a_copy_of_crds_genericsecret_yaml() {
 }
 
 #[test]
+fn deploy_manifests_are_the_rendered_chart() {
+    let script = repo_root().join("deploy/render.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .env("HELM", control_plane().bin_dir.join("helm"))
+        .output()
+        .expect("running deploy/render.sh");
+    let rendered = expect_success(&out, "deploy/render.sh");
+    let path = repo_root().join("deploy/generic-secrets-operator.yaml");
+    let committed = std::fs::read_to_string(&path).expect("deploy/generic-secrets-operator.yaml");
+    assert!(
+        rendered == committed,
+        "deploy/generic-secrets-operator.yaml is stale: run `make manifests`"
+    );
+    let manifests = parse_manifests(&committed);
+    for kind in [
+        "CustomResourceDefinition",
+        "Deployment",
+        "ClusterRole",
+        "Role",
+    ] {
+        assert!(manifests.iter().any(|m| m["kind"] == kind), "no {kind}");
+    }
+}
+
+#[test]
 fn chart_renders_the_options() {
     let ns = "chart-render";
     let manifests = render(
@@ -98,7 +129,9 @@ fn chart_renders_the_options() {
             "--set",
             "restApi.enabled=true,tenantNamespace=tenant-x,namespaceSelector=tenant=x",
             "--set",
-            "leaderElection=false,adoptExisting=true,replicas=3",
+            "leaderElection.enabled=false,adoptExisting=true,replicas=3,logLevel=debug",
+            "--set",
+            "metrics.serviceMonitor.enabled=true,metrics.serviceMonitor.labels.release=prom",
         ],
     );
     let deployment = only(&manifests, "Deployment");
@@ -117,7 +150,25 @@ fn chart_renders_the_options() {
     assert!(args.iter().any(|a| a == "--rest-api"), "{args:?}");
     assert!(args.iter().any(|a| a == "--adopt-existing"), "{args:?}");
     assert!(!args.iter().any(|a| a == "--leader-election"), "{args:?}");
+    assert!(
+        !manifests.iter().any(|m| m["kind"] == "Role"),
+        "no Lease permissions without leader election"
+    );
+    assert!(
+        container["env"]
+            .as_array()
+            .expect("env")
+            .contains(&json!({"name": "RUST_LOG", "value": "debug"})),
+        "{container:#}"
+    );
     assert_eq!(deployment["spec"]["replicas"], 3);
+    let monitor = only(&manifests, "ServiceMonitor");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prom");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "http");
+    assert_eq!(
+        only(&manifests, "PodDisruptionBudget")["spec"]["maxUnavailable"],
+        1
+    );
     assert!(
         container["ports"]
             .as_array()
@@ -144,12 +195,20 @@ fn chart_renders_the_options() {
         "{policy:#}"
     );
 
-    // Off by default: no REST API; the policy can be left out.
-    let manifests = render("gso", ns, &["--set", "admissionPolicy.enabled=false"]);
+    // Off by default: no REST API, no ServiceMonitor; the policy can be
+    // left out; one replica needs no disruption budget.
+    let manifests = render(
+        "gso",
+        ns,
+        &["--set", "admissionPolicy.enabled=false,replicas=1"],
+    );
     let deployment = only(&manifests, "Deployment");
     let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
     assert!(!args.contains("--rest-api"), "{args}");
     assert!(!args.contains("8000"), "{args}");
+    for kind in ["ServiceMonitor", "PodDisruptionBudget"] {
+        assert!(!manifests.iter().any(|m| m["kind"] == kind), "{kind}");
+    }
     assert!(
         !manifests.iter().any(|m| m["kind"]
             .as_str()
@@ -237,6 +296,7 @@ async fn chart_installs_the_operator_and_uninstalls_cleanly() {
     assert_eq!(args.first().map(String::as_str), Some("run"), "{args:?}");
     assert!(has_pair(&args, "--tenant-namespace", ns_name), "{args:?}");
     assert!(args.iter().any(|a| a == "--leader-election"), "{args:?}");
+    assert!(has_pair(&args, "--lease-duration", "10s"), "{args:?}");
     assert!(!args.iter().any(|a| a == "--rest-api"), "{args:?}");
     let env = container.env.as_ref().expect("env");
     assert!(env.iter().any(|e| e.name == "POD_NAME"), "{env:?}");
@@ -329,4 +389,164 @@ async fn chart_installs_the_operator_and_uninstalls_cleanly() {
         .expect("the CRD stays after helm uninstall");
 
     ns.cleanup().await;
+}
+
+/// A copy of the admin kubeconfig that authenticates with `token` instead.
+fn kubeconfig_with_token(token: &str, name: &str) -> PathBuf {
+    let admin = std::fs::read_to_string(&control_plane().kubeconfig).expect("admin kubeconfig");
+    let mut config: serde_yaml::Value = serde_yaml::from_str(&admin).expect("kubeconfig YAML");
+    config["users"][0]["user"] =
+        serde_yaml::to_value(json!({ "token": token })).expect("a user entry");
+    let dir = repo_root().join("target/it-logs");
+    std::fs::create_dir_all(&dir).expect("target/it-logs");
+    let path = dir.join(format!("kubeconfig-{name}"));
+    let yaml = serde_yaml::to_string(&config).expect("kubeconfig YAML");
+    std::fs::write(&path, yaml).expect("writing the kubeconfig");
+    path
+}
+
+async fn client_from(kubeconfig: &Path) -> Client {
+    let file = Kubeconfig::read_from(kubeconfig).expect("reading the kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+        .await
+        .expect("client configuration");
+    Client::try_from(config).expect("client")
+}
+
+fn assert_forbidden<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) {
+    match result {
+        Err(kube::Error::Api(status)) if status.code == 403 => {}
+        other => panic!("{what}: expected 403 Forbidden, got {other:?}"),
+    }
+}
+
+/// The chart's RBAC is enough and no more: the operator binary runs with a
+/// token of the chart's ServiceAccount (TokenRequest, as a pod gets one),
+/// leads, replicates, rotates and cleans up, while that identity is refused
+/// what the operator does not need.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_operator_runs_with_the_chart_service_account_and_no_more() {
+    let mut op = Operator::configure(&["--leader-election"]).await;
+    let tenant = op.tenant.clone();
+    let release = unique_name("gso");
+    let fullname = format!("{release}-{CHART_NAME}");
+    let chart = chart_path();
+    // No kubelet runs the chart's pods: the test runs the same binary with a
+    // token of the chart's ServiceAccount. The admission policy is left out:
+    // it would apply to other tests' namespaces too.
+    let install = [
+        "install",
+        release.as_str(),
+        chart.as_str(),
+        "-n",
+        tenant.as_str(),
+        "--set",
+        "admissionPolicy.enabled=false",
+    ];
+    let mut installed = Release {
+        name: release.clone(),
+        namespace: tenant.clone(),
+        uninstalled: false,
+    };
+    expect_success(&helm(install), "helm install");
+
+    let token = expect_success(
+        &kubectl([
+            "create",
+            "token",
+            fullname.as_str(),
+            "-n",
+            tenant.as_str(),
+            "--duration",
+            "1h",
+        ]),
+        "kubectl create token",
+    );
+    let kubeconfig = kubeconfig_with_token(token.trim(), &op.id);
+    op.start_as(kubeconfig.clone());
+
+    // Sufficient: lead, replicate, rotate, delete with cleanup.
+    let rgs = [
+        op.resource_group("rg-a").await,
+        op.resource_group("rg-b").await,
+    ];
+    let gs = generic_secret("creds", Scope::TenantWide, &[("token", "v1")]);
+    op.create(&tenant, &gs).await;
+    op.wait_ready(&tenant, "creds", "True", "Replicated").await;
+    op.set_data(&tenant, "creds", &[("token", "v2")]).await;
+    for rg in &rgs {
+        op.wait_secret_data(rg.name(), "creds", &[("token", "v2")])
+            .await;
+    }
+    op.wait_ready(&tenant, "creds", "True", "Replicated").await;
+    let lease = Api::<Lease>::namespaced(op.client.clone(), &tenant)
+        .get("generic-secrets-operator")
+        .await
+        .expect("the operator holds the Lease");
+    assert!(lease.spec.and_then(|s| s.holder_identity).is_some());
+    op.delete(&tenant, "creds").await;
+    for rg in &rgs {
+        op.wait_secret_absent(rg.name(), "creds").await;
+    }
+    // The deletion's Normal event was published too (or it would log a 403).
+    let logs = op.logs();
+    assert!(logs.contains("replicas removed") || logs.contains("replica deleted"));
+    assert!(
+        !logs.to_lowercase().contains("forbidden"),
+        "the operator was refused something it needs:\n{logs}"
+    );
+
+    // Narrow: the same identity is refused everything else.
+    let sa = client_from(&kubeconfig).await;
+    let rg = rgs[0].name();
+    assert_forbidden(
+        "listing ConfigMaps",
+        Api::<ConfigMap>::namespaced(sa.clone(), &tenant)
+            .list(&ListParams::default())
+            .await,
+    );
+    assert_forbidden(
+        "reading another Lease in the tenant namespace",
+        Api::<Lease>::namespaced(sa.clone(), &tenant)
+            .get("kube-scheduler")
+            .await,
+    );
+    assert_forbidden(
+        "listing Leases in a resource group",
+        Api::<Lease>::namespaced(sa.clone(), rg)
+            .list(&ListParams::default())
+            .await,
+    );
+    assert_forbidden(
+        "deleting a GenericSecret",
+        Api::<GenericSecret>::namespaced(sa.clone(), &tenant)
+            .delete("anything", &DeleteParams::default())
+            .await,
+    );
+    assert_forbidden(
+        "deleting a namespace",
+        Api::<Namespace>::all(sa.clone())
+            .delete(rg, &DeleteParams::default())
+            .await,
+    );
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "probe"}, "data": {"k": "YQ=="}
+    }))
+    .expect("Secret");
+    assert_forbidden(
+        "replacing (PUT) a Secret",
+        Api::<Secret>::namespaced(sa.clone(), rg)
+            .replace("probe", &PostParams::default(), &secret)
+            .await,
+    );
+
+    op.cleanup().await;
+    expect_success(
+        &helm(["uninstall", release.as_str(), "-n", tenant.as_str()]),
+        "helm uninstall",
+    );
+    installed.uninstalled = true;
+    for rg in rgs {
+        rg.cleanup().await;
+    }
 }

@@ -50,6 +50,8 @@ pub struct Operator {
     tenant_ns: Option<TestNamespace>,
     pub client: Client,
     args: Vec<String>,
+    /// Whom the operator runs as: admin unless `start_as` says otherwise.
+    kubeconfig: PathBuf,
     log: PathBuf,
     child: Option<Child>,
 }
@@ -59,6 +61,14 @@ impl Operator {
     /// the same name (3 s override; 10 min resync, so that prompt reactions
     /// prove the watches, not the resync).
     pub async fn start(extra: &[&str]) -> Self {
+        let mut op = Self::configure(extra).await;
+        op.spawn();
+        op
+    }
+
+    /// An installation whose tenant namespace exists but whose process is not
+    /// started yet: `start_as` starts it.
+    pub async fn configure(extra: &[&str]) -> Self {
         install_crd();
         let id = unique_suffix();
         let tenant = TestNamespace::new("tenant").await;
@@ -81,17 +91,22 @@ impl Operator {
         let log_dir = repo_root().join("target/it-logs");
         std::fs::create_dir_all(&log_dir).expect("log dir");
         let log = log_dir.join(format!("operator-{id}.log"));
-        let mut op = Operator {
+        Operator {
             id,
             tenant: tenant.name().to_owned(),
             tenant_ns: Some(tenant),
             client: client().await,
             args,
+            kubeconfig: control_plane().kubeconfig.clone(),
             log,
             child: None,
-        };
-        op.spawn();
-        op
+        }
+    }
+
+    /// Starts the process with the credentials in `kubeconfig`.
+    pub fn start_as(&mut self, kubeconfig: PathBuf) {
+        self.kubeconfig = kubeconfig;
+        self.restart();
     }
 
     fn spawn(&mut self) {
@@ -107,7 +122,7 @@ impl Operator {
             .expect("operator log file");
         Command::new(env!("CARGO_BIN_EXE_generic-secrets-operator"))
             .args(&self.args)
-            .env("KUBECONFIG", &control_plane().kubeconfig)
+            .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", operator_log_filter())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
