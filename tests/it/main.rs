@@ -6,6 +6,7 @@ mod chart;
 mod foundation;
 mod generic_secrets;
 mod harness;
+mod leader;
 mod operator;
 mod rest;
 mod validation;

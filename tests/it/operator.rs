@@ -148,6 +148,24 @@ impl Operator {
         }
     }
 
+    /// Sends `signal` (e.g. "STOP", "CONT") to the running process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("the operator runs").id();
+        let out = Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .output()
+            .expect("running kill");
+        assert!(out.status.success(), "kill -{signal} {pid}: {out:?}");
+    }
+
+    /// The exit status, once the process has ended by itself.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()?
+            .try_wait()
+            .expect("polling the operator")
+    }
+
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
