@@ -237,6 +237,27 @@ async fn dry_run_create(client: &Client, ns: &str, scope: &str) -> Result<(), ku
         .map(drop)
 }
 
+/// `kubectl apply` of a GenericSecret of `scope` in `ns`, expected to be
+/// refused; returns kubectl's error output.
+fn kubectl_apply_error(ns: &str, scope: &str) -> String {
+    let manifest = format!(
+        "apiVersion: aicore.dev/v1alpha1\nkind: GenericSecret\nmetadata:\n  name: creds\n\
+         spec:\n  scope: {scope}\n  data:\n    token: dDBw\n"
+    );
+    let dir = repo_root().join("target/it-logs");
+    std::fs::create_dir_all(&dir).expect("target/it-logs");
+    let path = dir.join(format!("gsec-{}.yaml", unique_suffix()));
+    std::fs::write(&path, manifest).expect("writing the manifest");
+    let out = kubectl(["apply", "-n", ns, "-f", &path.to_string_lossy()]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "kubectl apply of {scope} in {ns} was admitted"
+    );
+    eprintln!("$ kubectl apply -n {ns} -f <{scope} GenericSecret>\n{stderr}");
+    stderr
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn chart_installs_the_operator_and_uninstalls_cleanly() {
     // The CRD is there before the chart: Helm then skips the chart's crds/.
@@ -370,6 +391,29 @@ async fn chart_installs_the_operator_and_uninstalls_cleanly() {
     dry_run_create(&client, ns_name, "TenantWide")
         .await
         .expect("a TenantWide object in the tenant namespace is admitted");
+
+    // What a user sees from `kubectl apply`.
+    let elsewhere = TestNamespace::with_labels(
+        "chart-rg",
+        &[
+            (POLICY_LABEL, selector.as_str()),
+            ("aicore.dev/resource-group", "rg-1"),
+        ],
+    )
+    .await;
+    let refused = kubectl_apply_error(elsewhere.name(), "TenantWide");
+    assert!(
+        refused.contains(&format!("only allowed in the tenant namespace {ns_name}"))
+            && refused.contains(&format!("create it in namespace {ns_name}")),
+        "{refused}"
+    );
+    let refused = kubectl_apply_error(ns_name, "ResourceGroup");
+    assert!(
+        refused.contains("needs a resource-group namespace")
+            && refused.contains("label this namespace aicore.dev/resource-group="),
+        "{refused}"
+    );
+    elsewhere.cleanup().await;
 
     // Uninstalling removes the release's cluster-scoped objects, not the CRD.
     expect_success(
