@@ -828,6 +828,10 @@ async fn health_and_metrics_endpoints_report_without_secret_values() {
         "generic_secrets_operator_secret_writes_total{kind=\"Applied\"} 1",
         "generic_secrets_operator_pending_targets 0",
         "generic_secrets_operator_reconcile_duration_seconds_count",
+        // One reconcile completed the replication; later ones find it current.
+        "generic_secrets_operator_replication_lag_seconds_count 1",
+        // Without leader election this instance always leads.
+        "generic_secrets_operator_leader 1",
     ] {
         assert!(
             metrics.contains(series),
