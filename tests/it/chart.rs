@@ -21,11 +21,11 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::harness::kubectl;
 use crate::harness::{
     DEFAULT_TIMEOUT, TestNamespace, client, control_plane, expect_success, helm, repo_root,
     unique_name, unique_suffix, wait_deleted, wait_for,
 };
+use crate::harness::{kubectl, scratch_dir};
 use crate::operator::{Operator, generic_secret, install_crd};
 
 const CHART: &str = "charts/generic-secrets-operator";
@@ -244,9 +244,7 @@ fn kubectl_apply_error(ns: &str, scope: &str) -> String {
         "apiVersion: aicore.dev/v1alpha1\nkind: GenericSecret\nmetadata:\n  name: creds\n\
          spec:\n  scope: {scope}\n  data:\n    token: dDBw\n"
     );
-    let dir = repo_root().join("target/it-logs");
-    std::fs::create_dir_all(&dir).expect("target/it-logs");
-    let path = dir.join(format!("gsec-{}.yaml", unique_suffix()));
+    let path = scratch_dir().join(format!("gsec-{}.yaml", unique_suffix()));
     std::fs::write(&path, manifest).expect("writing the manifest");
     let out = kubectl(["apply", "-n", ns, "-f", &path.to_string_lossy()]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -441,9 +439,7 @@ fn kubeconfig_with_token(token: &str, name: &str) -> PathBuf {
     let mut config: serde_yaml::Value = serde_yaml::from_str(&admin).expect("kubeconfig YAML");
     config["users"][0]["user"] =
         serde_yaml::to_value(json!({ "token": token })).expect("a user entry");
-    let dir = repo_root().join("target/it-logs");
-    std::fs::create_dir_all(&dir).expect("target/it-logs");
-    let path = dir.join(format!("kubeconfig-{name}"));
+    let path = scratch_dir().join(format!("kubeconfig-{name}"));
     let yaml = serde_yaml::to_string(&config).expect("kubeconfig YAML");
     std::fs::write(&path, yaml).expect("writing the kubeconfig");
     path

@@ -53,6 +53,14 @@ pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `target/it-logs`, created if needed: operator logs, generated
+/// kubeconfigs and manifests of the tests.
+pub fn scratch_dir() -> PathBuf {
+    let dir = repo_root().join("target/it-logs");
+    std::fs::create_dir_all(&dir).expect("creating target/it-logs");
+    dir
+}
+
 /// The shared control plane, started (or attached to) on first use.
 ///
 /// Panics in every caller if it cannot be started; the failure is remembered,

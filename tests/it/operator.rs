@@ -16,8 +16,8 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use crate::harness::{
-    TestNamespace, client, control_plane, expect_success, kubectl, repo_root, unique_suffix,
-    wait_for,
+    TestNamespace, client, control_plane, expect_success, kubectl, repo_root, scratch_dir,
+    unique_suffix, wait_for,
 };
 
 /// Label that ties the resource-group namespaces of one test to its operator.
@@ -88,9 +88,7 @@ impl Operator {
             }
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        let log_dir = repo_root().join("target/it-logs");
-        std::fs::create_dir_all(&log_dir).expect("log dir");
-        let log = log_dir.join(format!("operator-{id}.log"));
+        let log = scratch_dir().join(format!("operator-{id}.log"));
         Operator {
             id,
             tenant: tenant.name().to_owned(),
