@@ -129,7 +129,7 @@ fn chart_renders_the_options() {
             "--set",
             "restApi.enabled=true,tenantNamespace=tenant-x,namespaceSelector=tenant=x",
             "--set",
-            "leaderElection.enabled=false,adoptExisting=true,replicas=3,logLevel=debug",
+            "leaderElection.enabled=false,adoptExisting=true,replicas=1,logLevel=debug",
             "--set",
             "metrics.serviceMonitor.enabled=true,metrics.serviceMonitor.labels.release=prom",
         ],
@@ -161,14 +161,26 @@ fn chart_renders_the_options() {
             .contains(&json!({"name": "RUST_LOG", "value": "debug"})),
         "{container:#}"
     );
-    assert_eq!(deployment["spec"]["replicas"], 3);
+    assert_eq!(deployment["spec"]["replicas"], 1);
     let monitor = only(&manifests, "ServiceMonitor");
     assert_eq!(monitor["metadata"]["labels"]["release"], "prom");
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], "http");
-    assert_eq!(
-        only(&manifests, "PodDisruptionBudget")["spec"]["maxUnavailable"],
-        1
+    assert!(
+        !manifests.iter().any(|m| m["kind"] == "PodDisruptionBudget"),
+        "one replica needs no disruption budget"
     );
+    // Several replicas without leader election would all reconcile.
+    let chart = chart_path();
+    let refused = helm([
+        "template",
+        "gso",
+        chart.as_str(),
+        "--set",
+        "leaderElection.enabled=false,replicas=2",
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("needs leaderElection.enabled"), "{stderr}");
     assert!(
         container["ports"]
             .as_array()
@@ -196,19 +208,17 @@ fn chart_renders_the_options() {
     );
 
     // Off by default: no REST API, no ServiceMonitor; the policy can be
-    // left out; one replica needs no disruption budget.
-    let manifests = render(
-        "gso",
-        ns,
-        &["--set", "admissionPolicy.enabled=false,replicas=1"],
-    );
+    // left out. Two replicas get a disruption budget.
+    let manifests = render("gso", ns, &["--set", "admissionPolicy.enabled=false"]);
     let deployment = only(&manifests, "Deployment");
     let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
     assert!(!args.contains("--rest-api"), "{args}");
     assert!(!args.contains("8000"), "{args}");
-    for kind in ["ServiceMonitor", "PodDisruptionBudget"] {
-        assert!(!manifests.iter().any(|m| m["kind"] == kind), "{kind}");
-    }
+    assert!(!manifests.iter().any(|m| m["kind"] == "ServiceMonitor"));
+    assert_eq!(
+        only(&manifests, "PodDisruptionBudget")["spec"]["maxUnavailable"],
+        1
+    );
     assert!(
         !manifests.iter().any(|m| m["kind"]
             .as_str()
