@@ -50,6 +50,11 @@ impl Default for Timing {
 impl Timing {
     /// Checks that the leader stops before a standby may start.
     pub fn validate(self) -> Result<Self, String> {
+        // The Lease stores whole seconds; a fraction would shorten it for
+        // the standbys.
+        if self.lease_duration.subsec_nanos() != 0 || self.lease_duration.is_zero() {
+            return Err("the lease duration must be a whole number of seconds".into());
+        }
         if self.retry_period >= self.renew_deadline {
             return Err("the retry period must be shorter than the renew deadline".into());
         }
@@ -332,5 +337,10 @@ mod tests {
         assert!(Timing::default().validate().is_ok());
         assert!(timing(10, 10, 2).validate().is_err());
         assert!(timing(10, 7, 7).validate().is_err());
+        let fraction = Timing {
+            lease_duration: Duration::from_millis(10_500),
+            ..Timing::default()
+        };
+        assert!(fraction.validate().is_err());
     }
 }
