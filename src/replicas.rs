@@ -98,6 +98,12 @@ pub fn is_written_by(secret: &Secret, gs: &GenericSecret, tenant_namespace: &str
         && secret.annotations().get(OWNER_ANNOTATION) == Some(&object_key(gs))
 }
 
+/// Whether `live` is ours, written for `gs`, and already holds `desired`:
+/// nothing to write.
+pub fn is_current(live: &Secret, gs: &GenericSecret, desired: &Secret, tenant: &str) -> bool {
+    is_written_by(live, gs, tenant) && drift(live, desired).is_current()
+}
+
 /// The GenericSecret `<namespace>/<name>` a managed Secret points back to.
 pub fn writer_of(secret: &Secret) -> Option<(String, String)> {
     let key = secret.annotations().get(OWNER_ANNOTATION)?;

@@ -176,13 +176,9 @@ fn observe(
         return Outcome::Yielded;
     }
     let desired = ctx.desired(gs, plan, target, payload);
+    let tenant = &ctx.config.tenant_namespace;
     match ctx.cached_replica(&target.namespace, &plan.secret_name) {
-        Some(live)
-            if replicas::is_written_by(&live, gs, &ctx.config.tenant_namespace)
-                && replicas::drift(&live, &desired).is_current() =>
-        {
-            Outcome::Current
-        }
+        Some(live) if replicas::is_current(&live, gs, &desired, tenant) => Outcome::Current,
         _ => Outcome::Pending,
     }
 }
@@ -215,9 +211,9 @@ async fn ensure_replica(
                 target.namespace
             )));
         }
-        let current = live.as_ref().is_some_and(|l| {
-            replicas::is_written_by(l, gs, tenant) && replicas::drift(l, &desired).is_current()
-        });
+        let current = live
+            .as_ref()
+            .is_some_and(|l| replicas::is_current(l, gs, &desired, tenant));
         if current {
             return Ok(Outcome::Current);
         }
