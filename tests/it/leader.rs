@@ -35,14 +35,13 @@ async fn holding(op: &Operator, name: &str, value: &str) -> usize {
     list.items
         .iter()
         .filter(|s| s.metadata.name.as_deref() == Some(name))
-        .filter(|s| {
-            s.data
-                .as_ref()
-                .and_then(|d| d.get("token"))
-                .map(|v| &v.0[..])
-                == Some(value.as_bytes())
-        })
+        .filter(|s| holds_token(s, value))
         .count()
+}
+
+fn holds_token(secret: &Secret, value: &str) -> bool {
+    let token = secret.data.as_ref().and_then(|d| d.get("token"));
+    token.map(|v| &v.0[..]) == Some(value.as_bytes())
 }
 
 /// A second process of `op`'s installation, once it stands by.
@@ -81,15 +80,7 @@ async fn a_standby_finishes_the_rotation_a_killed_leader_began() {
         watcher::Config::default().labels(&selector),
     )
     .applied_objects()
-    .try_filter(|s| {
-        let v2 = s
-            .data
-            .as_ref()
-            .and_then(|d| d.get("token"))
-            .map(|v| &v.0[..])
-            == Some(b"v2");
-        futures::future::ready(v2)
-    })
+    .try_filter(|s| futures::future::ready(holds_token(s, "v2")))
     .boxed();
     op.set_data(&op.tenant, "fanout", &[("token", "v2")]).await;
     tokio::time::timeout(REACT, rotated.next())
