@@ -6,8 +6,10 @@
 pub mod api;
 pub mod controller;
 pub mod http;
+pub mod index;
 pub mod leader;
 pub mod metrics;
+pub mod plan;
 pub mod replicas;
 pub mod rest;
 pub mod telemetry;

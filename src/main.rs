@@ -51,6 +51,13 @@ struct RunArgs {
     /// Full reconcile of every object, behind the watches.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     resync_interval: SignedDuration,
+    /// Replica writes in flight at once, per object and across all objects
+    /// (more only queues up in the apiserver).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    write_concurrency: u16,
+    /// GenericSecrets reconciled at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    reconcile_concurrency: u16,
     #[arg(long, value_enum, default_value = "json")]
     log_format: telemetry::LogFormat,
     /// Run as one of several replicas: only the holder of the Lease
@@ -146,6 +153,8 @@ async fn run(args: RunArgs) -> ExitCode {
         namespace_selector: args.namespace_selector,
         resync_interval: args.resync_interval.unsigned_abs(),
         source_retry: SOURCE_RETRY,
+        write_concurrency: usize::from(args.write_concurrency),
+        reconcile_concurrency: args.reconcile_concurrency,
     };
     let health = Health {
         metrics: Arc::default(),

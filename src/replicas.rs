@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 use crate::api::{GenericSecret, LABEL_PREFIX, Scope};
+use crate::index::replicas::Replica;
 
 /// Field manager for every write, and the value of the managed-by label.
 pub const MANAGER: &str = "generic-secrets-operator";
@@ -24,8 +24,7 @@ pub const SCOPE_LABEL: &str = "aicore.dev/scope";
 pub const TENANT_LABEL: &str = "aicore.dev/tenant";
 pub const HASH_ANNOTATION: &str = "aicore.dev/data-hash";
 
-/// Decoded Secret data, in key order.
-pub type Data = BTreeMap<String, ByteString>;
+pub use crate::api::Data;
 
 /// The data of one reconcile with its hash, computed once for all targets.
 pub struct Payload {
@@ -92,23 +91,12 @@ pub fn is_managed(secret: &Secret, tenant_namespace: &str) -> bool {
         && labels.get(TENANT_LABEL).map(String::as_str) == Some(tenant_namespace)
 }
 
-/// Whether `secret` was last written for `gs` by this installation.
-pub fn is_written_by(secret: &Secret, gs: &GenericSecret, tenant_namespace: &str) -> bool {
-    is_managed(secret, tenant_namespace)
-        && secret.annotations().get(OWNER_ANNOTATION) == Some(&object_key(gs))
-}
-
-/// Whether `live` is ours, written for `gs`, and already holds `desired`:
-/// nothing to write.
-pub fn is_current(live: &Secret, gs: &GenericSecret, desired: &Secret, tenant: &str) -> bool {
-    is_written_by(live, gs, tenant) && drift(live, desired).is_current()
-}
-
-/// The GenericSecret `<namespace>/<name>` a managed Secret points back to.
-pub fn writer_of(secret: &Secret) -> Option<(String, String)> {
-    let key = secret.annotations().get(OWNER_ANNOTATION)?;
-    let (ns, name) = key.split_once('/')?;
-    Some((ns.to_owned(), name.to_owned()))
+/// Whether `replica` is ours and holds `desired` (data hash `hash`),
+/// written for the object `<namespace>/<name>` `writer`: nothing to write.
+pub fn is_current(replica: &Replica, writer: &str, desired: &Secret, hash: &str) -> bool {
+    replica.managed
+        && replica.writer.as_deref() == Some(writer)
+        && drift(replica, desired, hash).is_current()
 }
 
 /// The replica of `gs` in `namespace`, as it must look.
@@ -172,27 +160,30 @@ impl Drift {
     }
 }
 
-/// Compare a live Secret with the desired one.
-pub fn drift(live: &Secret, desired: &Secret) -> Drift {
+/// Compare a cached replica with the desired Secret, whose data hashes to
+/// `hash` (the cache keeps the hash of the live data, not the data).
+pub fn drift(live: &Replica, desired: &Secret, hash: &str) -> Drift {
     let empty = BTreeMap::new();
-    let live_data = live.data.as_ref().unwrap_or(&empty);
     let want_data = desired.data.as_ref().unwrap_or(&empty);
     let subset = |want: &BTreeMap<String, String>, have: &BTreeMap<String, String>| {
         want.iter().all(|(k, v)| have.get(k) == Some(v))
     };
-    let needs_apply = !want_data.iter().all(|(k, v)| live_data.get(k) == Some(v))
-        || live.type_ != desired.type_
-        || !subset(desired.labels(), live.labels())
-        || !subset(desired.annotations(), live.annotations())
-        || live.metadata.owner_references != desired.metadata.owner_references
-            && desired.metadata.owner_references.is_some();
-    let extra_data_keys = live_data
-        .keys()
+    let extra_data_keys: Vec<String> = live
+        .data_keys
+        .iter()
         .filter(|k| !want_data.contains_key(*k))
         .cloned()
         .collect();
+    // Extra keys alone change the hash; the values of ours may still match,
+    // but only a write can tell, and it is a no-op if they do.
+    let needs_apply = live.data_hash != hash
+        || live.type_ != desired.type_
+        || !subset(desired.labels(), &live.labels)
+        || !subset(desired.annotations(), &live.annotations)
+        || live.owner_references != desired.metadata.owner_references
+            && desired.metadata.owner_references.is_some();
     let extra_labels = live
-        .labels()
+        .labels
         .keys()
         .filter(|k| k.starts_with(LABEL_PREFIX) && !desired.labels().contains_key(*k))
         .cloned()
@@ -208,6 +199,7 @@ pub fn drift(live: &Secret, desired: &Secret) -> Drift {
 mod tests {
     use super::*;
     use crate::api::{GenericSecretSpec, SecretData};
+    use k8s_openapi::ByteString;
 
     fn gs(scope: Scope) -> GenericSecret {
         let mut gs = GenericSecret::new(
@@ -256,7 +248,16 @@ mod tests {
         );
         assert!(is_managed(&tw, "tenant"));
         assert!(!is_managed(&tw, "other-tenant"));
-        assert!(is_written_by(&tw, &gs(Scope::TenantWide), "tenant"));
+        let cached = Replica::of(&tw, "tenant");
+        let hash = data_hash(&data("a"));
+        assert!(is_current(&cached, "tenant/creds", &tw, &hash));
+        assert!(!is_current(&cached, "tenant/other", &tw, &hash));
+        assert!(!is_current(
+            &Replica::of(&tw, "other-tenant"),
+            "tenant/creds",
+            &tw,
+            &hash
+        ));
         assert_eq!(tw.labels()["ext.ai.sap.com/team"], "ml");
         assert!(tw.metadata.owner_references.is_none());
         let tenant = desired_secret(
@@ -278,17 +279,27 @@ mod tests {
             "rg-a",
             &Payload::new(data("a")),
         );
-        assert!(drift(&want, &want).is_current());
+        let hash = data_hash(&data("a"));
+        let seen = |s: &Secret| Replica::of(s, "tenant");
+        assert!(drift(&seen(&want), &want, &hash).is_current());
         let mut edited = want.clone();
         edited.data = Some(data("b"));
-        assert!(drift(&edited, &want).needs_apply);
+        assert!(drift(&seen(&edited), &want, &hash).needs_apply);
         let mut extra = want.clone();
         if let Some(d) = extra.data.as_mut() {
             d.insert("added".into(), ByteString(vec![1]));
         }
         assert_eq!(
-            drift(&extra, &want).extra_data_keys,
+            drift(&seen(&extra), &want, &hash).extra_data_keys,
             vec!["added".to_owned()]
+        );
+        let mut labelled = want.clone();
+        labelled
+            .labels_mut()
+            .insert("ext.ai.sap.com/added".into(), "x".into());
+        assert_eq!(
+            drift(&seen(&labelled), &want, &hash).extra_labels,
+            vec!["ext.ai.sap.com/added".to_owned()]
         );
     }
 }

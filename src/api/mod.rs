@@ -43,6 +43,9 @@ impl Scope {
     }
 }
 
+/// Decoded Secret data, in key order.
+pub type Data = BTreeMap<String, k8s_openapi::ByteString>;
+
 /// Secret data as base64 strings, keyed by Secret data key.
 ///
 /// `Debug` prints the keys only, so a value can never reach a log line.
@@ -231,6 +234,11 @@ impl GenericSecret {
             .as_deref()
             .or(self.metadata.name.as_deref())
             .unwrap_or_default()
+    }
+
+    /// The Kubernetes name of its replicas (DESIGN §4).
+    pub fn secret_name(&self) -> String {
+        validation::kubernetes_name(self.ai_core_name())
     }
 
     /// `Ready` condition, if reported.

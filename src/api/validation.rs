@@ -10,7 +10,7 @@ use base64::engine::general_purpose::{GeneralPurpose, PAD};
 use base64::{DecodeError, alphabet};
 use k8s_openapi::ByteString;
 
-use super::{GenericSecretSpec, LABEL_PREFIX, SecretData};
+use super::{Data, GenericSecretSpec, LABEL_PREFIX, SecretData};
 
 /// Standard padded base64, lenient about unused trailing bits like the Go
 /// decoder Kubernetes uses (`YR==` decodes there, so it must here too).
@@ -42,7 +42,7 @@ pub fn kubernetes_name(ai_core_name: &str) -> String {
 }
 
 /// Decoded inline data, or a message that says what to fix.
-pub fn decode_data(data: &SecretData) -> Result<BTreeMap<String, ByteString>, String> {
+pub fn decode_data(data: &SecretData) -> Result<Data, String> {
     if data.0.is_empty() {
         return Err("data must contain at least one key".to_owned());
     }
@@ -75,20 +75,73 @@ pub fn check_data_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Everything the schema also says, checked again in code.
-pub fn validate_spec(spec: &GenericSecretSpec) -> Result<(), String> {
-    match (&spec.data, &spec.data_from) {
-        (Some(data), None) => decode_data(data).map(drop)?,
-        (None, Some(_)) => {}
+/// Where a valid spec's data comes from: what validation proves, so that a
+/// reconcile decodes the data once and never again.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `spec.data`, decoded.
+    Inline(Data),
+    /// `spec.dataFrom`: the name of a Secret in the object's namespace.
+    Secret(String),
+}
+
+/// Everything the schema also says, checked again in code; returns the
+/// decoded data (or where to read it).
+pub fn validate(spec: &GenericSecretSpec) -> Result<Source, String> {
+    let source = match (&spec.data, &spec.data_from) {
+        (Some(data), None) => {
+            let decoded = decode_data(data)?;
+            check_type_keys(&spec.type_, &decoded)?;
+            Source::Inline(decoded)
+        }
+        (None, Some(from)) => Source::Secret(from.secret_ref.name.clone()),
         _ => return Err("exactly one of data or dataFrom must be set".to_owned()),
-    }
+    };
     for (key, value) in &spec.labels {
         check_label(key, value)?;
     }
     if let Some(name) = &spec.secret_name {
         check_secret_name(name)?;
     }
-    Ok(())
+    Ok(source)
+}
+
+/// [`validate`] without the decoded data.
+pub fn validate_spec(spec: &GenericSecretSpec) -> Result<(), String> {
+    validate(spec).map(drop)
+}
+
+/// Keys the apiserver requires for the built-in Secret types: checked up
+/// front, so that such a spec is an `InvalidSpec` and not a write that
+/// fails with 422 on every retry.
+pub fn check_type_keys(type_: &str, data: &Data) -> Result<(), String> {
+    let required: &[&str] = match type_ {
+        "kubernetes.io/tls" => &["tls.crt", "tls.key"],
+        "kubernetes.io/ssh-auth" => &["ssh-privatekey"],
+        "kubernetes.io/dockerconfigjson" => &[".dockerconfigjson"],
+        "kubernetes.io/dockercfg" => &[".dockercfg"],
+        "kubernetes.io/service-account-token" => {
+            return Err(
+                "type kubernetes.io/service-account-token cannot be replicated (the \
+                        apiserver ties such Secrets to a ServiceAccount)"
+                    .to_owned(),
+            );
+        }
+        _ => &[],
+    };
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|k| !data.contains_key(*k))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "a Secret of type {type_} needs the data keys {}; missing: {}",
+        required.join(", "),
+        missing.join(", ")
+    ))
 }
 
 /// An AI Core label: the key is `ext.ai.sap.com/` plus a label name, and

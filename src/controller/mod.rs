@@ -1,33 +1,41 @@
-//! The GenericSecret controller: watches, the shared [`Context`], the
-//! reconcile entry point (a finalizer dispatching to `apply::apply` and
-//! `apply::cleanup`) and the error policy.
+//! The GenericSecret controller: configuration, errors, the reconcile entry
+//! point (finalizer, then `reconcile::apply` or `cleanup::cleanup`), the
+//! error policy, and `run`, which wires the watches to the controller.
+//!
+//! - [`watches`]: the watch streams and the indexes they keep.
+//! - [`reconcile`]: the pipeline validate → plan → write → status.
+//! - [`write`]: the replica writes; [`cleanup`]: deletion.
+//! - [`status`]: the status computation (pure); [`report`]: its patching.
 
-mod apply;
-pub mod plan;
+mod cleanup;
+mod context;
+mod finalizer;
+mod reconcile;
+mod report;
 pub mod status;
+mod watches;
+mod write;
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
 use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::ListParams;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{EventType, Recorder, Reporter};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
+use tokio::sync::Semaphore;
 
-use crate::api::{GenericSecret, Scope};
+use crate::api::GenericSecret;
 use crate::http::Health;
-use crate::metrics::{ErrorLabels, Metrics, Outcome, ReconcileLabels};
-use crate::replicas::{self, MANAGER, OWNER_LABEL};
-use plan::{Rules, Snapshot};
+use crate::index::Key;
+use crate::metrics::{ErrorLabels, Outcome, ReconcileLabels};
+use crate::plan::Rules;
+use crate::replicas::{self, MANAGER};
+pub use context::{Context, Indexes};
 
 /// Label (`=true`) a Secret needs to serve as a `dataFrom` source: its
 /// owner's consent to being copied, and what the source watch selects, so
@@ -46,7 +54,7 @@ pub fn finalizer_name(tenant_namespace: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub tenant_namespace: String,
-    pub override_interval: SignedDuration,
+    pub override_interval: k8s_openapi::jiff::SignedDuration,
     pub max_tenant_wide: usize,
     /// Take over existing Secrets that lack the managed-by label.
     pub adopt_existing: bool,
@@ -57,6 +65,10 @@ pub struct Config {
     pub resync_interval: Duration,
     /// Retry delay when a `dataFrom` source Secret is missing.
     pub source_retry: Duration,
+    /// Replica writes in flight at once, per object and in all.
+    pub write_concurrency: usize,
+    /// Objects reconciled at once.
+    pub reconcile_concurrency: u16,
 }
 
 impl Config {
@@ -70,32 +82,6 @@ impl Config {
     }
 }
 
-/// Everything a reconcile needs, shared by all of them.
-pub struct Context {
-    pub client: Client,
-    /// Publishes Kubernetes Events on GenericSecrets.
-    pub recorder: Recorder,
-    pub config: Config,
-    /// The planner's view of `config`.
-    rules: Rules,
-    /// This installation's finalizer.
-    finalizer: String,
-    /// The controller's own cache of GenericSecrets.
-    pub generic_secrets: Store<GenericSecret>,
-    /// Namespaces of this installation (label-selected when configured).
-    pub namespaces: Store<Namespace>,
-    /// Replicas written by this installation (label-selected).
-    pub replicas: Store<Secret>,
-    /// Asks the controller to reconcile another object (shadowing peers,
-    /// quota waiters).
-    notify: mpsc::UnboundedSender<ObjectRef<GenericSecret>>,
-    /// Consecutive failures per object, for the retry backoff.
-    failures: Mutex<HashMap<ObjectRef<GenericSecret>, u32>>,
-    pub metrics: Arc<Metrics>,
-    /// Pending targets per object as last reported, behind the gauge.
-    pending: Mutex<HashMap<ObjectRef<GenericSecret>, i64>>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("reading the dataFrom source Secret")]
@@ -106,8 +92,10 @@ pub enum Error {
     Replicas,
     #[error("deleting replicas")]
     DeleteReplica(#[source] kube::Error),
-    #[error("finalizer")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("adding the finalizer")]
+    AddFinalizer(#[source] kube::Error),
+    #[error("removing the finalizer")]
+    RemoveFinalizer(#[source] kube::Error),
 }
 
 impl Error {
@@ -118,141 +106,57 @@ impl Error {
             Error::PatchStatus(_) => "patch_status",
             Error::Replicas => "write_replicas",
             Error::DeleteReplica(_) => "delete_replica",
-            Error::Finalizer(_) => "finalizer",
+            Error::AddFinalizer(_) => "add_finalizer",
+            Error::RemoveFinalizer(_) => "remove_finalizer",
         }
     }
 }
 
-impl Context {
-    pub fn now(&self) -> Timestamp {
-        Timestamp::now()
-    }
-
-    /// The cached namespaces and GenericSecrets, read once per reconcile.
-    fn world(&self) -> (BTreeMap<String, Option<String>>, Vec<Arc<GenericSecret>>) {
-        (self.namespace_map(), self.generic_secrets.state())
-    }
-
-    fn snapshot<'a>(
-        &'a self,
-        namespaces: &'a BTreeMap<String, Option<String>>,
-        all: &'a [Arc<GenericSecret>],
-        now: Timestamp,
-    ) -> Snapshot<'a> {
-        Snapshot::new(&self.rules, namespaces, all, now)
-    }
-
-    fn notify(&self, object: ObjectRef<GenericSecret>) {
-        // The receiver lives as long as the controller; a send can only fail
-        // during shutdown, when nothing needs reconciling any more.
-        let _ = self.notify.unbounded_send(object);
-    }
-
-    fn cached_replica(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
-        self.replicas.get(&ObjectRef::new(name).within(namespace))
-    }
-
-    fn cached_replicas_of(&self, gs: &GenericSecret) -> Vec<Arc<Secret>> {
-        self.replicas
-            .state()
-            .into_iter()
-            .filter(|s| replicas::is_written_by(s, gs, &self.config.tenant_namespace))
-            .collect()
-    }
-
-    async fn list_replicas_of(&self, gs: &GenericSecret) -> Result<Vec<Secret>, kube::Error> {
-        let selector = format!(
-            "{},{OWNER_LABEL}={}",
-            replicas::selector(&self.config.tenant_namespace),
-            replicas::owner_label(gs)
-        );
-        let params = ListParams::default().labels(&selector);
-        let api: Api<Secret> = Api::all(self.client.clone());
-        let list = api.list(&params).await?;
-        Ok(list
-            .items
-            .into_iter()
-            .filter(|s| replicas::is_written_by(s, gs, &self.config.tenant_namespace))
-            .collect())
-    }
-
-    /// Next reconcile: when the plan changes by itself, else the resync.
-    fn requeue_until(&self, wake_at: Option<Timestamp>, now: Timestamp) -> Action {
-        let resync = self.config.resync_interval;
-        let wait = wake_at
-            .and_then(|t| Duration::try_from(t.duration_since(now)).ok())
-            .map_or(resync, |d| d.min(resync));
-        // A little past the due time, so the clock has surely passed it.
-        Action::requeue(wait + Duration::from_millis(50))
-    }
-
-    /// Record how many targets of `object` still wait for the current data.
-    fn set_pending(&self, object: ObjectRef<GenericSecret>, pending: Option<i64>) {
-        let Ok(mut map) = self.pending.lock() else {
-            return;
-        };
-        let old = match pending {
-            Some(n) => map.insert(object, n),
-            None => map.remove(&object),
-        };
-        self.metrics
-            .pending_targets
-            .inc_by(pending.unwrap_or(0) - old.unwrap_or(0));
-    }
-
-    /// Whether this installation handles objects in `namespace`.
-    fn handles(&self, namespace: &str) -> bool {
-        self.config.namespace_selector.is_none()
-            || namespace == self.config.tenant_namespace
-            || self.namespaces.get(&ObjectRef::new(namespace)).is_some()
-    }
-}
-
-/// Reconcile one GenericSecret: the finalizer is the only top-level action.
+/// Reconcile one GenericSecret: clean up a deleted one that carries our
+/// finalizer; otherwise make sure it carries it, then apply it.
 async fn reconcile(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = gs.namespace().unwrap_or_default();
-    let ours_to_clean = gs.metadata.deletion_timestamp.is_some()
-        && gs.finalizers().iter().any(|f| *f == ctx.finalizer);
-    if !ctx.handles(&ns) && !ours_to_clean {
-        // Another installation's namespace, or one our cache has not seen
-        // yet: when it arrives, the namespace watch brings this object back.
-        return Ok(Action::await_change());
-    }
-    let api: Api<GenericSecret> = Api::namespaced(ctx.client.clone(), &ns);
-    let key = ObjectRef::from(gs.as_ref());
     let started = std::time::Instant::now();
-    let result = finalizer(&api, &ctx.finalizer, gs, |event| async {
-        match event {
-            Finalizer::Apply(gs) => apply::apply(gs, ctx.clone()).await,
-            Finalizer::Cleanup(gs) => apply::cleanup(gs, ctx.clone()).await,
-        }
-    })
-    .await
-    .or_else(|e| match e {
-        // A second look at an object whose finalizer the first one removed:
-        // it is gone, which is what cleanup wanted.
-        kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(s)) if s.code == 404 => {
-            Ok(Action::await_change())
-        }
-        e => Err(Error::Finalizer(Box::new(e))),
-    });
+    let result = dispatch(&gs, &ctx).await;
     ctx.metrics
         .reconcile_duration
         .observe(started.elapsed().as_secs_f64());
-    let outcome = if result.is_ok() {
-        Outcome::Success
-    } else {
-        Outcome::Failure
+    let outcome = match result {
+        Ok(_) => Outcome::Success,
+        Err(_) => Outcome::Failure,
     };
     ctx.metrics
         .reconciles
         .get_or_create(&ReconcileLabels { outcome })
         .inc();
     if result.is_ok() {
-        ctx.failures.lock().map(|mut f| f.remove(&key)).ok();
-        tracing::debug!(object = %format!("{}/{}", ns, key.name), "reconciled");
+        ctx.failures
+            .lock()
+            .map(|mut f| f.remove(&Key::from(gs.as_ref())))
+            .ok();
+        tracing::debug!(object = %replicas::object_key(&gs), "reconciled");
     }
     result
+}
+
+async fn dispatch(gs: &GenericSecret, ctx: &Context) -> Result<Action, Error> {
+    let ours = finalizer::holds(gs, &ctx.finalizer);
+    if gs.metadata.deletion_timestamp.is_some() {
+        if !ours {
+            return Ok(Action::await_change());
+        }
+        let action = cleanup::cleanup(gs, ctx).await?;
+        finalizer::remove(gs, ctx).await?;
+        return Ok(action);
+    }
+    if !ctx.handles(&gs.namespace().unwrap_or_default()) {
+        // Another installation's namespace, or one our cache has not seen
+        // yet: when it arrives, the namespace watch brings this object back.
+        return Ok(Action::await_change());
+    }
+    if !ours {
+        finalizer::add(gs, ctx).await?;
+    }
+    reconcile::apply(gs, ctx).await
 }
 
 /// Report a failed reconcile once (log + Warning event) and back off.
@@ -268,7 +172,7 @@ fn error_policy(gs: Arc<GenericSecret>, error: &Error, ctx: Arc<Context>) -> Act
         .failures
         .lock()
         .map(|mut f| {
-            let n = f.entry(ObjectRef::from(gs.as_ref())).or_insert(0);
+            let n = f.entry(Key::from(gs.as_ref())).or_insert(0);
             *n += 1;
             *n
         })
@@ -293,40 +197,45 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Run the controller until a shutdown signal; `health` turns ready once the
-/// caches have synced.
+/// Run the controller until a shutdown signal; `health` turns ready once
+/// every watch has synced.
 pub async fn run(client: Client, config: Config, health: Health) {
-    let gsecs: Api<GenericSecret> = Api::all(client.clone());
-    let controller = Controller::new(gsecs, watcher::Config::default());
-    let generic_secrets = controller.store();
-    let (notify, notified) = mpsc::unbounded();
+    let rules = config.rules();
+    let indexes = Arc::new(RwLock::new(Indexes::default()));
+    let replica_cache = Arc::default();
+    let (wakes, woken) = mpsc::channel(watches::WAKE_QUEUE);
 
-    // The namespace and replica caches run on their own tasks and are ready
-    // before the first reconcile: plans read them, and an empty cache would
-    // look like "no resource groups" and flap status.
+    // The namespace and replica indexes are ready before the first
+    // reconcile: plans read them, and an empty index would look like "no
+    // resource groups" and flap status.
     let ns_config = match &config.namespace_selector {
         Some(selector) => watcher::Config::default().labels(selector),
         None => watcher::Config::default(),
     };
-    let tenant = config.tenant_namespace.clone();
-    let store = generic_secrets.clone();
-    let namespaces = spawn_cache(
+    let mut namespaces_synced = watches::spawn_namespaces(
         Api::<Namespace>::all(client.clone()),
         ns_config,
-        notify.clone(),
-        move |ns| affected_by_namespace(&store, &tenant, &ns.name_any()),
+        indexes.clone(),
+        rules.clone(),
+        wakes.clone(),
     );
-    let replica_selector = replicas::selector(&config.tenant_namespace);
-    let store = generic_secrets.clone();
-    let replica_store = spawn_cache(
+    let selector = replicas::selector(&config.tenant_namespace);
+    let mut replicas_synced = watches::spawn_replicas(
         Api::<Secret>::all(client.clone()),
-        watcher::Config::default().labels(&replica_selector),
-        notify.clone(),
-        move |s| written_by(&store, s).into_iter().collect(),
+        watcher::Config::default().labels(&selector),
+        config.tenant_namespace.clone(),
+        Arc::clone(&replica_cache),
+        wakes.clone(),
+    );
+    let (store, trigger, mut objects_synced) = watches::generic_secrets(
+        Api::all(client.clone()),
+        indexes.clone(),
+        rules.clone(),
+        wakes,
     );
     let _ = tokio::join!(
-        namespaces.wait_until_ready(),
-        replica_store.wait_until_ready()
+        namespaces_synced.wait_for(|synced| *synced),
+        replicas_synced.wait_for(|synced| *synced)
     );
 
     let reporter = Reporter {
@@ -336,27 +245,37 @@ pub async fn run(client: Client, config: Config, health: Health) {
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
-        rules: config.rules(),
+        rules,
         finalizer: finalizer_name(&config.tenant_namespace),
-        config,
-        generic_secrets: generic_secrets.clone(),
-        namespaces,
-        replicas: replica_store,
-        notify,
-        failures: Mutex::default(),
+        writes: Semaphore::new(config.write_concurrency.max(1)),
+        store: store.clone(),
+        indexes: indexes.clone(),
+        replicas: replica_cache,
+        failures: Default::default(),
         metrics: health.metrics.clone(),
-        pending: Mutex::default(),
+        pending: Default::default(),
+        config,
     });
-    health.ready.store(true, Ordering::Relaxed);
+    // Ready once the GenericSecret watch has synced too (kube's own
+    // `Store::wait_until_ready` wakes only one waiter: the controller's).
+    let ready = health.ready.clone();
+    tokio::spawn(async move {
+        if objects_synced.wait_for(|synced| *synced).await.is_ok() {
+            ready.store(true, Ordering::Relaxed);
+        }
+    });
 
     let sources = watcher::Config::default().labels(&format!("{SOURCE_LABEL}=true"));
-    controller
+    let controller_config =
+        controller::Config::default().concurrency(ctx.config.reconcile_concurrency);
+    Controller::for_stream(trigger, store)
+        .with_config(controller_config)
         .watches(
             Api::<Secret>::all(ctx.client.clone()),
             sources,
-            move |s: Secret| reading_from(&generic_secrets, &s),
+            move |s: Secret| reading_from(&indexes, &s),
         )
-        .reconcile_on(notified)
+        .reconcile_on(woken)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -367,77 +286,14 @@ pub async fn run(client: Client, config: Config, health: Health) {
         .await;
 }
 
-/// A cache of `K` kept by its own task; every change asks the controller to
-/// reconcile the GenericSecrets `affected` names.
-fn spawn_cache<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    notify: mpsc::UnboundedSender<ObjectRef<GenericSecret>>,
-    affected: impl Fn(&K) -> Vec<ObjectRef<GenericSecret>> + Send + 'static,
-) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store();
-    let events = reflector(writer, watcher(api, config))
-        .default_backoff()
-        .touched_objects();
-    tokio::spawn(events.for_each(move |event| {
-        match event {
-            Ok(object) => affected(&object).into_iter().for_each(|r| {
-                // Fails only when the controller has shut down.
-                let _ = notify.unbounded_send(r);
-            }),
-            Err(e) => tracing::warn!(error = %e, kind = %K::kind(&()), "watch failed; retrying"),
-        }
-        futures::future::ready(())
-    }));
-    store
-}
-
-/// A namespace changed: tenant-wide objects and the objects inside it care.
-fn affected_by_namespace(
-    store: &Store<GenericSecret>,
-    tenant_namespace: &str,
-    namespace: &str,
-) -> Vec<ObjectRef<GenericSecret>> {
-    store
-        .state()
-        .iter()
-        .filter(|g| {
-            let ns = g.namespace().unwrap_or_default();
-            ns == namespace || ns == tenant_namespace && g.spec.scope == Scope::TenantWide
-        })
-        .map(|g| ObjectRef::from(g.as_ref()))
-        .collect()
-}
-
 /// A labelled `dataFrom` source changed: the objects reading it look again.
-fn reading_from(store: &Store<GenericSecret>, secret: &Secret) -> Vec<ObjectRef<GenericSecret>> {
-    let ns = secret.namespace();
-    store
-        .state()
-        .iter()
-        .filter(|g| g.namespace() == ns)
-        .filter(|g| {
-            g.spec
-                .data_from
-                .as_ref()
-                .is_some_and(|f| f.secret_ref.name == secret.name_any())
-        })
-        .map(|g| ObjectRef::from(g.as_ref()))
+fn reading_from(indexes: &RwLock<Indexes>, secret: &Secret) -> Vec<Key> {
+    let ns = secret.namespace().unwrap_or_default();
+    let guard = indexes.read().unwrap_or_else(|e| e.into_inner());
+    guard
+        .objects
+        .reading(&ns, &secret.name_any())
+        .into_iter()
+        .map(|f| f.key.clone())
         .collect()
-}
-
-/// A replica changed (edited, deleted): the object that wrote it looks again.
-fn written_by(store: &Store<GenericSecret>, secret: &Secret) -> Option<ObjectRef<GenericSecret>> {
-    let (ns, name) = replicas::writer_of(secret)?;
-    let key = ObjectRef::new(&name).within(&ns);
-    store.get(&key).map(|_| key)
 }

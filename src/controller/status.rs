@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use super::plan::{Blocked, Mode, Plan, Target};
 use crate::api::{GenericSecret, GenericSecretStatus, Scope, TargetState, TargetStatus};
+use crate::plan::{Blocked, Mode, Plan, Target};
 
 /// What happened to one target in this reconcile.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -36,7 +36,7 @@ use kube::{Api, Client, ResourceExt};
 use crate::api::validation::kubernetes_name;
 use crate::api::{GenericSecret, Scope};
 use crate::controller::Config;
-use crate::controller::plan::{Rules, secret_name};
+use crate::plan::Rules;
 use auth::Caller;
 use error::{ApiError, json};
 use model::{CreateRequest, JsonBody, Message, Name, PatchRequest};
@@ -166,7 +166,7 @@ impl Target {
         let wanted = kubernetes_name(name);
         if let Some(gs) = self.api.get_opt(&wanted).await?
             && model::visible(&gs, self.scope)
-            && secret_name(&gs) == wanted
+            && gs.secret_name() == wanted
         {
             return Ok(gs);
         }

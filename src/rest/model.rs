@@ -4,7 +4,6 @@
 //! it reaches the apiserver. Pure, no I/O.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
@@ -21,7 +20,8 @@ use serde_json::{Map, Value, json};
 use super::error::ApiError;
 use crate::api::validation::{check_label, check_secret_name, kubernetes_name, validate_spec};
 use crate::api::{GenericSecret, GenericSecretSpec, Scope, SecretData};
-use crate::controller::plan::{self, Blocked, Rules, Snapshot};
+use crate::index::{Facts, Groups, Objects};
+use crate::plan::{self, Blocked, Rules, World};
 
 /// Largest request body accepted (a Secret holds at most 1 MiB as well).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -297,11 +297,15 @@ pub fn admit_tenant_wide(
         creation_timestamp: Some(Time(created)),
         ..candidate.metadata
     };
-    let mut all: Vec<Arc<GenericSecret>> = existing.into_iter().map(Arc::new).collect();
-    all.push(Arc::new(candidate.clone()));
-    let namespaces = BTreeMap::new();
-    let snapshot = Snapshot::new(rules, &namespaces, &all, now);
-    match plan::plan(&candidate, &snapshot) {
+    let objects = Objects::from_objects(existing.iter().chain([&candidate]));
+    let groups = Groups::default();
+    let world = World {
+        rules,
+        objects: &objects,
+        groups: &groups,
+        now,
+    };
+    match plan::plan(&Facts::of(&candidate), &world) {
         Err(Blocked::TenantWideQuotaExceeded { limit, position }) => {
             Err(ApiError::conflict(format!(
                 "at most {limit} tenant-wide secrets per tenant, and {} exist; delete one \
@@ -392,7 +396,7 @@ pub fn find_by_name(
 ) -> Option<GenericSecret> {
     items
         .into_iter()
-        .filter(|gs| visible(gs, scope) && plan::secret_name(gs) == kubernetes_name)
+        .filter(|gs| visible(gs, scope) && gs.secret_name() == kubernetes_name)
         .min_by_key(plan::creation_key)
 }
 

@@ -14,7 +14,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
 use crate::harness::{DEFAULT_TIMEOUT, wait_for};
-use crate::operator::{Operator, REACT, generic_secret, label_namespace};
+use crate::operator::{Operator, REACT, generic_secret, http_get, label_namespace};
 
 fn replication_map(gs: &GenericSecret) -> BTreeMap<String, bool> {
     gs.status
@@ -780,26 +780,6 @@ async fn data_from_follows_a_labelled_source_secret() {
     );
     a.cleanup().await;
     op.cleanup().await;
-}
-
-/// A plain HTTP/1.1 GET; returns (status code, body).
-async fn http_get(addr: &str, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_default();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (code, body)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,4 +9,5 @@ mod harness;
 mod leader;
 mod operator;
 mod rest;
+mod scale;
 mod validation;

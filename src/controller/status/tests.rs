@@ -1,6 +1,6 @@
 use super::*;
 use crate::api::{GenericSecretSpec, SecretData};
-use crate::controller::plan::{Mode, Plan, Target};
+use crate::plan::{Mode, Plan, Target};
 
 fn at(secs: i64) -> Timestamp {
     Timestamp::from_second(1_700_000_000 + secs).expect("valid time")
@@ -36,7 +36,6 @@ fn plan(targets: &[Target]) -> Plan {
         targets: targets.to_vec(),
         shadow: None,
         wake_at: None,
-        notify: vec![],
     }
 }
 

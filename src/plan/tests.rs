@@ -1,6 +1,14 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use super::*;
-use crate::api::{GenericSecretSpec, GenericSecretStatus, SecretData};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use crate::api::{
+    GenericSecret, GenericSecretSpec, GenericSecretStatus, RESOURCE_GROUP_LABEL, SecretData,
+};
+use crate::index::Groups;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::runtime::reflector::ObjectRef;
 
 const TENANT: &str = "tenant";
 
@@ -35,13 +43,35 @@ fn gsec(ns: &str, name: &str, scope: Scope, created: i64) -> Arc<GenericSecret> 
     Arc::new(gs)
 }
 
-fn namespaces() -> BTreeMap<String, Option<String>> {
-    BTreeMap::from([
-        (TENANT.to_owned(), None),
-        ("team-a".to_owned(), Some("rg-a".to_owned())),
-        ("team-b".to_owned(), Some("rg-b".to_owned())),
-        ("plain".to_owned(), None),
-    ])
+pub fn namespace(name: &str, group: Option<&str>) -> Namespace {
+    Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: group
+                .map(|g| BTreeMap::from([(RESOURCE_GROUP_LABEL.to_owned(), g.to_owned())])),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    }
+}
+
+fn namespaces() -> Vec<Namespace> {
+    vec![
+        namespace(TENANT, None),
+        namespace("team-a", Some("rg-a")),
+        namespace("team-b", Some("rg-b")),
+        namespace("plain", None),
+    ]
+}
+
+/// The indexes over `all` and `namespaces`.
+fn indexes(all: &[Arc<GenericSecret>], namespaces: &[Namespace]) -> (Objects, Groups) {
+    let objects = Objects::from_objects(all.iter().map(Arc::as_ref));
+    let mut groups = Groups::default();
+    for ns in namespaces {
+        groups.upsert(ns);
+    }
+    (objects, groups)
 }
 
 fn plan_at(
@@ -50,8 +80,14 @@ fn plan_at(
     now: Timestamp,
 ) -> Result<Plan, Blocked> {
     let rules = rules();
-    let ns = namespaces();
-    plan(gs, &Snapshot::new(&rules, &ns, all, now))
+    let (objects, groups) = indexes(all, &namespaces());
+    let world = World {
+        rules: &rules,
+        objects: &objects,
+        groups: &groups,
+        now,
+    };
+    plan(&Facts::of(gs), &world)
 }
 
 fn target_namespaces(plan: &Plan) -> Vec<&str> {
@@ -209,7 +245,7 @@ fn unrecorded_shadow_makes_tenant_wide_wait_and_ask() {
     let rg = gsec("team-a", "creds", Scope::ResourceGroup, 10);
     let p = plan_at(&tw, &[tw.clone(), rg.clone()], at(11)).expect("plan");
     assert!(matches!(p.targets[0].mode, Mode::Yield { until: None, .. }));
-    assert_eq!(p.notify, vec![ObjectRef::from(rg.as_ref())]);
+    assert_eq!(p.wake_at, Some(at(11) + SHADOW_RECORD_WAIT));
 }
 
 #[test]
@@ -227,38 +263,44 @@ fn deletion_hands_shared_names_over() {
     let tw = gsec(TENANT, "creds", Scope::TenantWide, 0);
     let rg = gsec("team-a", "creds", Scope::ResourceGroup, 10);
     let rules = rules();
-    let ns = namespaces();
-    let all = vec![tw.clone(), rg.clone()];
-    let snap = Snapshot::new(&rules, &ns, &all, at(20));
+    let (objects, groups) = indexes(&[tw.clone(), rg.clone()], &namespaces());
+    let world = World {
+        rules: &rules,
+        objects: &objects,
+        groups: &groups,
+        now: at(20),
+    };
+    let (tw_facts, rg_facts) = (Facts::of(&tw), Facts::of(&rg));
     assert_eq!(
-        successor_in(&rg, "team-a", &snap),
+        successor_in(&rg_facts, "team-a", &world),
         Some(ObjectRef::from(tw.as_ref()))
     );
     assert_eq!(
-        successor_in(&tw, "team-a", &snap),
+        successor_in(&tw_facts, "team-a", &world),
         Some(ObjectRef::from(rg.as_ref()))
     );
-    assert_eq!(successor_in(&tw, "team-b", &snap), None);
-    assert_eq!(
-        affected_by_removal(&tw, &snap),
-        vec![ObjectRef::from(rg.as_ref())]
-    );
+    assert_eq!(successor_in(&tw_facts, "team-b", &world), None);
 }
 
 #[test]
 fn tenant_namespace_is_never_a_resource_group_target() {
     let mut ns = namespaces();
-    ns.insert(TENANT.into(), Some("odd".into()));
+    ns[0] = namespace(TENANT, Some("odd"));
     let rules = rules();
     let tw = gsec(TENANT, "wide", Scope::TenantWide, 0);
-    let all = vec![tw.clone()];
-    let snap = Snapshot::new(&rules, &ns, &all, at(1));
-    let p = plan(&tw, &snap).expect("plan");
+    let (objects, groups) = indexes(std::slice::from_ref(&tw), &ns);
+    let world = World {
+        rules: &rules,
+        objects: &objects,
+        groups: &groups,
+        now: at(1),
+    };
+    let p = plan(&Facts::of(&tw), &world).expect("plan");
     assert!(!target_namespaces(&p).contains(&TENANT));
 }
 
 #[test]
-fn unusable_tenant_wide_objects_hold_no_quota_slot() {
+fn invalid_tenant_wide_objects_keep_their_quota_slot() {
     let mut broken = (*gsec(TENANT, "a-broken", Scope::TenantWide, 0)).clone();
     broken.spec.data = Some(SecretData([("k".to_owned(), "***".to_owned())].into()));
     let b = gsec(TENANT, "b", Scope::TenantWide, 1);
@@ -268,9 +310,12 @@ fn unusable_tenant_wide_objects_hold_no_quota_slot() {
         plan_at(&broken, &all, at(5)).expect_err("invalid").reason(),
         "InvalidSpec"
     );
-    assert!(
-        plan_at(&c, &all, at(5)).is_ok(),
-        "the invalid one must not take a slot"
+    // It keeps its last good replicas, so it keeps its slot: never more
+    // than the quota hold replicas.
+    assert!(plan_at(&b, &all, at(5)).is_ok());
+    assert_eq!(
+        plan_at(&c, &all, at(5)).expect_err("third").reason(),
+        "TenantWideQuotaExceeded"
     );
 }
 

@@ -1,0 +1,107 @@
+//! GenericSecrets as plain JSON (`DynamicObject`), so the bench does not
+//! depend on the operator's internals: building them, and reading from the
+//! status whether the operator is done with them.
+
+use base64::Engine;
+use kube::api::{DynamicObject, ListParams};
+use serde_json::{Value, json};
+
+use crate::cluster::{BENCH_LABEL, Cluster};
+use crate::util::{POLL, Poll, Result, deadline, payload, poll_until};
+
+/// Label telling the bench's sets of GenericSecrets apart.
+pub const SET_LABEL: &str = "gso-bench-set";
+
+/// `spec.data`: key `k` with 1 KiB of `tag`, base64-encoded.
+pub fn data(tag: u8) -> Value {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(payload(tag));
+    json!({ "k": encoded })
+}
+
+/// A GenericSecret `ns/name` of `scope`, labelled as part of `set`.
+pub fn generic_secret(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+    scope: &str,
+    set: &str,
+) -> Result<DynamicObject> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "aicore.dev/v1alpha1",
+        "kind": "GenericSecret",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "labels": { BENCH_LABEL: cluster.run_id, SET_LABEL: set },
+        },
+        "spec": { "scope": scope, "data": data(b'a') },
+    }))?)
+}
+
+/// The label selector for `set` of this run.
+pub fn set_selector(cluster: &Cluster, set: &str) -> ListParams {
+    ListParams::default().labels(&format!(
+        "{BENCH_LABEL}={},{SET_LABEL}={set}",
+        cluster.run_id
+    ))
+}
+
+fn status(gs: &DynamicObject) -> &Value {
+    &gs.data["status"]
+}
+
+pub fn generation(gs: &DynamicObject) -> i64 {
+    gs.metadata.generation.unwrap_or(0)
+}
+
+pub fn data_hash(gs: &DynamicObject) -> Option<&str> {
+    status(gs)["dataHash"].as_str()
+}
+
+/// Ready=True for the current generation.
+pub fn is_current(gs: &DynamicObject) -> bool {
+    let status = status(gs);
+    let ready = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True");
+    ready && status["observedGeneration"].as_i64() == Some(generation(gs))
+}
+
+/// Current, and `resourceGroupSecretReplicationStatus` has `n` entries, all true.
+pub fn is_replicated(gs: &DynamicObject, n: usize) -> bool {
+    let map = status(gs)["resourceGroupSecretReplicationStatus"].as_object();
+    let all_true = map.is_some_and(|m| m.len() == n && m.values().all(|v| v == true));
+    all_true && is_current(gs)
+}
+
+/// Lists `set` (one LIST per poll) until `done` holds for `count` objects.
+pub async fn wait_set(
+    cluster: &Cluster,
+    ns: Option<&str>,
+    set: &str,
+    count: usize,
+    n: usize,
+    done: impl Fn(&DynamicObject) -> bool,
+) -> Result<Vec<DynamicObject>> {
+    let api = cluster.gsecs(ns);
+    let params = set_selector(cluster, set);
+    let what = format!("{count} GenericSecrets of set {set} to be done");
+    poll_until(&what, deadline(n), POLL, || async {
+        let items = api.list(&params).await?.items;
+        let finished = items.iter().filter(|gs| done(gs)).count();
+        Ok(if items.len() == count && finished == count {
+            Poll::Done(items)
+        } else {
+            Poll::Pending(format!("{finished}/{} done", items.len()))
+        })
+    })
+    .await
+}
+
+/// Waits until no GenericSecret of `set` is left.
+pub async fn wait_set_gone(cluster: &Cluster, set: &str, n: usize) -> Result<()> {
+    wait_set(cluster, None, set, 0, n, |_| true).await?;
+    Ok(())
+}

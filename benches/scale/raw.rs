@@ -1,0 +1,104 @@
+//! Scenario 1, the raw baseline: the bench's own client doing the Secret
+//! writes the operator has to do, as fast as this apiserver takes them. These
+//! are the limits the operator is compared with:
+//!
+//! - `raw.create.c{1,8,32}`: create N Secrets, one per resource group, at
+//!   concurrency 1, 8 and 32 (the best of them is "the limit" for fan-out);
+//! - `raw.apply`: server-side apply a change to those N at concurrency 32;
+//! - `raw.apply5n`: the same for 5N Secrets (rotation of 5 tenant-wide
+//!   objects);
+//! - `raw.writes3x2n`: create plus two applies for each of 2N Secrets (the
+//!   three writes one resource-group object costs the operator).
+
+use std::future::Future;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+
+use crate::cluster::{Cluster, secret};
+use crate::results::Results;
+use crate::util::{CONCURRENCY, Result, concurrently, timed};
+
+/// A Secret's namespace and name.
+type Target = (String, String);
+
+pub async fn run(cluster: &Cluster, n: usize, results: &mut Results) -> Result<()> {
+    let one = targets(cluster, n, 1);
+    for c in [1, 8, CONCURRENCY] {
+        let secs = timed(each(cluster, &one, c, |api, t| create(api, t, b'a'))).await?;
+        results.record(n, format!("raw.create.c{c}"), secs);
+        if c != CONCURRENCY {
+            delete_all(cluster, &one).await?;
+        }
+    }
+    let secs = timed(each(cluster, &one, CONCURRENCY, |api, t| {
+        apply(api, t, b'b')
+    }))
+    .await?;
+    results.record(n, "raw.apply", secs);
+    delete_all(cluster, &one).await?;
+
+    let five = targets(cluster, n, 5);
+    each(cluster, &five, CONCURRENCY, |api, t| create(api, t, b'a')).await?;
+    let secs = timed(each(cluster, &five, CONCURRENCY, |api, t| {
+        apply(api, t, b'b')
+    }))
+    .await?;
+    results.record(n, "raw.apply5n", secs);
+    delete_all(cluster, &five).await?;
+
+    let two = targets(cluster, n, 2);
+    let secs = timed(each(cluster, &two, CONCURRENCY, three_writes)).await?;
+    results.record(n, "raw.writes3x2n", secs);
+    delete_all(cluster, &two).await
+}
+
+/// `per_namespace` Secret names in each of the first `n` resource groups.
+fn targets(cluster: &Cluster, n: usize, per_namespace: usize) -> Vec<Target> {
+    (0..n)
+        .flat_map(|i| {
+            (0..per_namespace).map(move |j| (cluster.rg_namespace(i), format!("raw-{j}")))
+        })
+        .collect()
+}
+
+/// Runs `op` on every target, `limit` at a time.
+async fn each<'a, F, Fut>(
+    cluster: &Cluster,
+    targets: &'a [Target],
+    limit: usize,
+    op: F,
+) -> Result<()>
+where
+    F: Fn(Api<Secret>, &'a Target) -> Fut,
+    Fut: Future<Output = Result<()>> + 'a,
+{
+    concurrently(targets, limit, |t| op(cluster.secrets(&t.0), t)).await
+}
+
+async fn create(api: Api<Secret>, (ns, name): &Target, tag: u8) -> Result<()> {
+    api.create(&PostParams::default(), &secret(ns, name, tag))
+        .await?;
+    Ok(())
+}
+
+async fn apply(api: Api<Secret>, (ns, name): &Target, tag: u8) -> Result<()> {
+    let params = PatchParams::apply("bench").force();
+    api.patch(name, &params, &Patch::Apply(&secret(ns, name, tag)))
+        .await?;
+    Ok(())
+}
+
+async fn three_writes(api: Api<Secret>, target: &Target) -> Result<()> {
+    create(api.clone(), target, b'a').await?;
+    apply(api.clone(), target, b'b').await?;
+    apply(api, target, b'c').await
+}
+
+async fn delete_all(cluster: &Cluster, targets: &[Target]) -> Result<()> {
+    each(cluster, targets, CONCURRENCY, |api, (_, name)| async move {
+        api.delete(name, &DeleteParams::default()).await?;
+        Ok(())
+    })
+    .await
+}

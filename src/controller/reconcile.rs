@@ -1,0 +1,136 @@
+//! The apply pipeline of one GenericSecret, as its steps:
+//! validate → plan → read the data → write the targets → report status.
+//! One reconcile works on one version of the object: what it writes and
+//! what it reports both come from the `gs` it was given.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+
+use super::status::{self, Outcome};
+use super::{Context, Error, SOURCE_LABEL, report, write};
+use crate::api::validation::{Source, check_type_keys, validate};
+use crate::api::{Data, GenericSecret, Scope};
+use crate::index::{Facts, Key};
+use crate::plan::{self, Blocked, Plan};
+use crate::replicas::Payload;
+
+pub async fn apply(gs: &GenericSecret, ctx: &Context) -> Result<Action, Error> {
+    let now = ctx.now();
+    let validated = validate(&gs.spec);
+    let facts = Facts::with_validity(gs, validated.as_ref().err().cloned());
+    let planned = {
+        let indexes = ctx.indexes();
+        plan::plan(&facts, &indexes.world(&ctx.rules, now))
+    };
+    let (plan, source) = match (planned, validated) {
+        (Ok(plan), Ok(source)) => (plan, source),
+        (Err(blocked), _) => return blocked_by(gs, ctx, blocked).await,
+        (Ok(_), Err(msg)) => return blocked_by(gs, ctx, Blocked::InvalidSpec(msg)).await,
+    };
+    let payload = match read_data(gs, source, ctx).await? {
+        Ok(data) => Payload::new(data),
+        Err(blocked) => {
+            blocked_by(gs, ctx, blocked).await?;
+            // The source Secret is not watched unless labelled; look again soon.
+            return Ok(Action::requeue(ctx.config.source_retry));
+        }
+    };
+    let observed = write::observe(gs, &plan, &payload, ctx);
+    let mut reported = gs.status.clone();
+    if announces_first(gs, &plan, &payload) {
+        let before = status::replicated_status(gs, &plan, &observed, &payload.hash, now);
+        report::patch_status(gs, ctx, &mut reported, before).await?;
+    }
+    let outcomes = write::targets(gs, &plan, &payload, observed, ctx, &mut reported).await?;
+    let deleted = write::delete_unplanned(gs, &plan, ctx).await?;
+    finish(gs, ctx, &plan, &payload, &outcomes, deleted, reported).await?;
+    if outcomes
+        .iter()
+        .any(|(_, o)| matches!(o, Outcome::Failed(_)))
+    {
+        return Err(Error::Replicas);
+    }
+    Ok(ctx.requeue_until(plan.wake_at, now))
+}
+
+/// A tenant-wide object reports new data (its map turns false) before it
+/// writes, so that a rotation is seen to start; an object with one target
+/// goes straight to its final status, one write instead of two.
+fn announces_first(gs: &GenericSecret, plan: &Plan, payload: &Payload) -> bool {
+    let stored = gs.status.as_ref();
+    let new_data = stored.and_then(|s| s.data_hash.as_deref()) != Some(payload.hash.as_str());
+    let new_shadow = stored.and_then(|s| s.shadow.as_ref()) != plan.shadow.as_ref();
+    gs.spec.scope == Scope::TenantWide && (new_data || new_shadow)
+}
+
+/// The final status, the pending gauge and the replication-lag metric.
+async fn finish(
+    gs: &GenericSecret,
+    ctx: &Context,
+    plan: &Plan,
+    payload: &Payload,
+    outcomes: &[(plan::Target, Outcome)],
+    deleted: bool,
+    mut reported: Option<crate::api::GenericSecretStatus>,
+) -> Result<(), Error> {
+    let wrote = deleted || outcomes.iter().any(|(_, o)| *o == Outcome::Written);
+    let after = status::replicated_status(gs, plan, outcomes, &payload.hash, ctx.now());
+    let pending = outcomes
+        .iter()
+        .filter(|(_, o)| !matches!(o, Outcome::Current | Outcome::Written | Outcome::Yielded))
+        .count();
+    ctx.set_pending(Key::from(gs), Some(pending as i64));
+    if pending == 0 && wrote && !status::shows_complete(gs.status.as_ref(), &payload.hash) {
+        report::observe_lag(gs, ctx);
+    }
+    report::patch_status(gs, ctx, &mut reported, after).await
+}
+
+/// Report why the object writes nothing. It is resynced like any other, so
+/// a block that clears by itself is noticed at the latest then.
+async fn blocked_by(gs: &GenericSecret, ctx: &Context, blocked: Blocked) -> Result<Action, Error> {
+    if blocked.withdraws_replicas() {
+        // Over quota or colliding: it must not hold any Secret.
+        write::delete_unplanned(gs, &Plan::nothing(), ctx).await?;
+    }
+    ctx.set_pending(Key::from(gs), None);
+    let status = status::blocked_status(gs, &blocked, ctx.now());
+    report::patch_status(gs, ctx, &mut gs.status.clone(), status).await?;
+    Ok(Action::requeue(ctx.config.resync_interval))
+}
+
+/// The data as bytes: decoded already, or read from the referenced Secret.
+/// The outer error is transient; the inner one is the user's to fix.
+async fn read_data(
+    gs: &GenericSecret,
+    source: Source,
+    ctx: &Context,
+) -> Result<Result<Data, Blocked>, Error> {
+    let name = match source {
+        Source::Inline(data) => return Ok(Ok(data)),
+        Source::Secret(name) => name,
+    };
+    let ns = gs.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let found = api.get_opt(&name).await.map_err(Error::ReadSource)?;
+    // The label is the source owner's consent: without it, anyone allowed to
+    // create a GenericSecret could copy any Secret of the namespace into
+    // every resource group, around the RBAC on reading Secrets.
+    let consented = |s: &Secret| s.labels().get(SOURCE_LABEL).map(String::as_str) == Some("true");
+    Ok(match found {
+        Some(s) if !consented(&s) => Err(Blocked::SourceNotFound(format!(
+            "dataFrom.secretRef: Secret {ns}/{name} is not labelled {SOURCE_LABEL}=true; its \
+             owner labels it to allow copying it into replicas"
+        ))),
+        Some(Secret {
+            data: Some(data), ..
+        }) if !data.is_empty() => check_type_keys(&gs.spec.type_, &data)
+            .map(|()| data)
+            .map_err(Blocked::InvalidSpec),
+        _ => Err(Blocked::SourceNotFound(format!(
+            "dataFrom.secretRef: Secret {ns}/{name} does not exist or has no data; create it, \
+             labelled {SOURCE_LABEL}=true"
+        ))),
+    })
+}

@@ -1,0 +1,324 @@
+//! Replica writes, at the apiserver's pace: the targets of one object are
+//! written concurrently (bounded per object and across all reconciles by
+//! `--write-concurrency`), and the cache answers what a write needs to know
+//! (absent: create; ours and stale: apply at the cached resourceVersion), so
+//! a replica written costs one request. Only a 409 (the cache lagged, or a
+//! Secret we do not cache is in the way) costs a read of that one target.
+//! Every write is conditional, so a Secret that appears or changes in
+//! between is never overwritten.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use super::status::{self, Outcome};
+use super::{Context, Error, report};
+use crate::api::{GenericSecret, GenericSecretStatus};
+use crate::index::replicas::Replica;
+use crate::metrics::WriteKind;
+use crate::plan::{Plan, Target};
+use crate::replicas::{self, MANAGER, Payload, object_key};
+
+/// How often a long fan-out reports its progress in status.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the cache says about each target, without any request.
+pub fn observe(
+    gs: &GenericSecret,
+    plan: &Plan,
+    payload: &Payload,
+    ctx: &Context,
+) -> Vec<(Target, Outcome)> {
+    let writer = object_key(gs);
+    let cache = ctx.replicas();
+    let outcome = |target: &Target| {
+        if !target.writes() {
+            return Outcome::Yielded;
+        }
+        let desired = desired(gs, plan, target, payload, ctx);
+        match cache.get(&target.namespace, &plan.secret_name) {
+            Some(r) if replicas::is_current(r, &writer, &desired, &payload.hash) => {
+                Outcome::Current
+            }
+            _ => Outcome::Pending,
+        }
+    };
+    plan.targets
+        .iter()
+        .map(|t| (t.clone(), outcome(t)))
+        .collect()
+}
+
+/// Write every pending target; the map in status turns true as they land,
+/// at most one status write per [`PROGRESS_INTERVAL`].
+pub async fn targets(
+    gs: &GenericSecret,
+    plan: &Plan,
+    payload: &Payload,
+    mut outcomes: Vec<(Target, Outcome)>,
+    ctx: &Context,
+    reported: &mut Option<GenericSecretStatus>,
+) -> Result<Vec<(Target, Outcome)>, Error> {
+    let pending: Vec<(usize, Target)> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, o))| *o == Outcome::Pending)
+        .map(|(i, (t, _))| (i, t.clone()))
+        .collect();
+    let total = pending.len();
+    let mut writes = futures::stream::iter(pending)
+        .map(
+            |(i, target)| async move { (i, ensure_replica(gs, plan, &target, payload, ctx).await) },
+        )
+        .buffer_unordered(ctx.config.write_concurrency.max(1));
+    let (mut done, mut last_report) = (0, Instant::now());
+    while let Some((i, outcome)) = writes.next().await {
+        outcomes[i].1 = outcome;
+        done += 1;
+        if done < total && last_report.elapsed() >= PROGRESS_INTERVAL {
+            let progress = status::replicated_status(gs, plan, &outcomes, &payload.hash, ctx.now());
+            report::patch_status(gs, ctx, reported, progress).await?;
+            last_report = Instant::now();
+        }
+    }
+    Ok(outcomes)
+}
+
+fn desired(
+    gs: &GenericSecret,
+    plan: &Plan,
+    target: &Target,
+    payload: &Payload,
+    ctx: &Context,
+) -> Secret {
+    let tenant = &ctx.config.tenant_namespace;
+    replicas::desired_secret(gs, tenant, &plan.secret_name, &target.namespace, payload)
+}
+
+/// Write one replica unless a Secret this installation did not create holds
+/// the name.
+async fn ensure_replica(
+    gs: &GenericSecret,
+    plan: &Plan,
+    target: &Target,
+    payload: &Payload,
+    ctx: &Context,
+) -> Outcome {
+    // Closed only on shutdown, when nothing is written any more.
+    let Ok(_permit) = ctx.writes.acquire().await else {
+        return Outcome::Pending;
+    };
+    let desired = desired(gs, plan, target, payload, ctx);
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &target.namespace);
+    let name = &plan.secret_name;
+    let mut seen = ctx.replicas().get(&target.namespace, name).cloned();
+    let mut result = write_over(&api, gs, &desired, &payload.hash, seen.as_ref(), ctx).await;
+    if is_conflict(&result) {
+        // The cache lagged, or an uncached Secret is in the way: read it once.
+        let tenant = &ctx.config.tenant_namespace;
+        result = match api.get_opt(name).await {
+            Ok(live) => {
+                seen = live.map(|s| Replica::of(&s, tenant));
+                write_over(&api, gs, &desired, &payload.hash, seen.as_ref(), ctx).await
+            }
+            Err(e) => Err(e),
+        };
+    }
+    match result {
+        Ok(Outcome::Conflict(msg)) => {
+            ctx.publish(gs, EventType::Warning, "Conflict", &msg).await;
+            Outcome::Conflict(msg)
+        }
+        Ok(outcome) => outcome,
+        Err(e) => Outcome::Failed(format!("writing Secret {}/{name}: {e}", target.namespace)),
+    }
+}
+
+fn is_conflict(result: &Result<Outcome, kube::Error>) -> bool {
+    matches!(result, Err(kube::Error::Api(s)) if s.code == 409)
+}
+
+/// One write decided by what is believed to be there (`seen`; None: absent).
+async fn write_over(
+    api: &Api<Secret>,
+    gs: &GenericSecret,
+    desired: &Secret,
+    hash: &str,
+    seen: Option<&Replica>,
+    ctx: &Context,
+) -> Result<Outcome, kube::Error> {
+    let Some(live) = seen else {
+        create(api, desired, ctx).await?;
+        return Ok(Outcome::Written);
+    };
+    let tenant = &ctx.config.tenant_namespace;
+    if !live.managed && !ctx.config.adopt_existing {
+        return Ok(Outcome::Conflict(format!(
+            "Secret {}/{} exists and was not created by this {MANAGER} installation \
+             (tenant {tenant}); delete or rename it, or run the operator with --adopt-existing",
+            live.namespace, live.name
+        )));
+    }
+    if replicas::is_current(live, &object_key(gs), desired, hash) {
+        return Ok(Outcome::Current);
+    }
+    // A Secret's type cannot change: replace one of ours of another type
+    // (a shadowing object may use a different type than the tenant-wide one).
+    if live.type_ != desired.type_ && live.managed {
+        delete_replica(ctx, live).await?;
+        create(api, desired, ctx).await?;
+        return Ok(Outcome::Written);
+    }
+    let mut conditional = desired.clone();
+    conditional.metadata.resource_version = live.resource_version.clone();
+    // Ours (or adopted): force takes fields over from other managers.
+    let params = PatchParams::apply(MANAGER).force();
+    let written = api
+        .patch(&live.name, &params, &Patch::Apply(&conditional))
+        .await?;
+    let written = record(ctx, &written, live.resource_version.as_deref());
+    remove_foreign_fields(api, &written, desired, hash, ctx).await?;
+    tracing::info!(namespace = %live.namespace, secret = %live.name, "replica written");
+    ctx.metrics.wrote(WriteKind::Applied);
+    Ok(Outcome::Written)
+}
+
+async fn create(api: &Api<Secret>, desired: &Secret, ctx: &Context) -> Result<(), kube::Error> {
+    let params = PostParams {
+        field_manager: Some(MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    let written = api.create(&params, desired).await?;
+    record(ctx, &written, None);
+    tracing::info!(namespace = %written.namespace().unwrap_or_default(), secret = %written.name_any(), "replica written");
+    ctx.metrics.wrote(WriteKind::Applied);
+    Ok(())
+}
+
+/// Write-through: the cache knows our write before its watch event comes,
+/// so that event wakes nobody and the next reconcile sees it.
+fn record(ctx: &Context, written: &Secret, based_on: Option<&str>) -> Replica {
+    let replica = Replica::of(written, &ctx.config.tenant_namespace);
+    ctx.with_replicas(|cache| cache.record_write(replica.clone(), based_on));
+    replica
+}
+
+/// Server-side apply leaves fields of other managers alone; data keys and AI
+/// Core labels that someone added by hand are removed with a merge patch,
+/// conditional on the version just written.
+async fn remove_foreign_fields(
+    api: &Api<Secret>,
+    live: &Replica,
+    desired: &Secret,
+    hash: &str,
+    ctx: &Context,
+) -> Result<(), kube::Error> {
+    let drift = replicas::drift(live, desired, hash);
+    if drift.extra_data_keys.is_empty() && drift.extra_labels.is_empty() {
+        return Ok(());
+    }
+    let nulls = |keys: &[String]| {
+        keys.iter()
+            .map(|k| (k.clone(), serde_json::Value::Null))
+            .collect::<serde_json::Map<_, _>>()
+    };
+    let patch = json!({
+        "metadata": {
+            "resourceVersion": live.resource_version,
+            "labels": nulls(&drift.extra_labels),
+        },
+        "data": nulls(&drift.extra_data_keys),
+    });
+    let written = api
+        .patch(&live.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    record(ctx, &written, live.resource_version.as_deref());
+    Ok(())
+}
+
+/// Delete this object's replicas that the plan no longer targets (a
+/// namespace unlabelled, say). Returns whether anything was deleted.
+pub async fn delete_unplanned(
+    gs: &GenericSecret,
+    plan: &Plan,
+    ctx: &Context,
+) -> Result<bool, Error> {
+    let planned = |r: &Replica| {
+        r.name == plan.secret_name && plan.targets.iter().any(|t| t.namespace == r.namespace)
+    };
+    let stale: Vec<Replica> = ctx
+        .replicas()
+        .written_by(&object_key(gs))
+        .into_iter()
+        .filter(|r| r.managed && !planned(r))
+        .cloned()
+        .collect();
+    let deleted = !stale.is_empty();
+    let mut deletes = futures::stream::iter(stale)
+        .map(|r| async move { delete_replica(ctx, &r).await })
+        .buffer_unordered(ctx.config.write_concurrency.max(1));
+    while let Some(result) = deletes.next().await {
+        result.map_err(Error::DeleteReplica)?;
+    }
+    Ok(deleted)
+}
+
+/// Delete a replica we wrote, and only that exact version of it.
+pub async fn delete_replica(ctx: &Context, replica: &Replica) -> Result<(), kube::Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &replica.namespace);
+    let params = DeleteParams {
+        // Exactly the version we looked at: if it changed (another object
+        // took the name over), the delete fails and nothing is lost.
+        preconditions: Some(Preconditions {
+            uid: replica.uid.clone(),
+            resource_version: replica.resource_version.clone(),
+        }),
+        ..DeleteParams::default()
+    };
+    let version = replica.resource_version.as_deref();
+    match api.delete(&replica.name, &params).await {
+        Ok(_) => {
+            tracing::info!(namespace = %replica.namespace, secret = %replica.name, "replica deleted");
+            ctx.metrics.wrote(WriteKind::Deleted);
+            ctx.with_replicas(|cache| cache.record_delete(&replica.key(), version));
+            Ok(())
+        }
+        // Already gone, or replaced by another object: nothing of ours left.
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Hand a replica over to its successor: drop the owner reference to the
+/// object going away first, so that the garbage collector cannot delete the
+/// Secret before the successor rewrites it.
+pub async fn release_owner(ctx: &Context, replica: &Replica) -> Result<(), kube::Error> {
+    if replica.owner_references.is_none() {
+        return Ok(());
+    }
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &replica.namespace);
+    let patch = json!({
+        "metadata": {"resourceVersion": replica.resource_version, "ownerReferences": null},
+    });
+    match api
+        .patch(
+            &replica.name,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(written) => {
+            record(ctx, &written, replica.resource_version.as_deref());
+            Ok(())
+        }
+        // Gone or changed: the successor has it already.
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
