@@ -36,7 +36,9 @@ pub async fn cleanup(gs: &GenericSecret, ctx: &Context) -> Result<Action, Error>
         };
         result.map_err(Error::DeleteReplica)?;
     }
-    ctx.set_pending(Key::from(gs), None);
+    let key = Key::from(gs);
+    ctx.conflicts.report(&key, &gs.secret_name(), false);
+    ctx.set_pending(key, None);
     ctx.publish(gs, EventType::Normal, "Deleted", "replicas removed")
         .await;
     Ok(Action::await_change())

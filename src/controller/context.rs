@@ -14,6 +14,7 @@ use kube::{Resource, ResourceExt};
 use tokio::sync::Semaphore;
 
 use super::Config;
+use super::conflicts::Conflicts;
 use crate::api::GenericSecret;
 use crate::index::replicas::Replicas;
 use crate::index::{Groups, Key, Objects};
@@ -56,6 +57,8 @@ pub struct Context {
     pub indexes: Arc<RwLock<Indexes>>,
     /// The replicas this installation wrote, kept by their watch.
     pub replicas: Arc<RwLock<Replicas>>,
+    /// Watches on the unmanaged Secrets that targets are in conflict with.
+    pub conflicts: Conflicts,
     /// Replica writes in flight, across all reconciles (`--write-concurrency`).
     pub writes: Semaphore,
     /// Consecutive failures per object, for the retry backoff.

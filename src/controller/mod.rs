@@ -8,6 +8,7 @@
 //! - [`status`]: the status computation (pure); [`report`]: its patching.
 
 mod cleanup;
+mod conflicts;
 mod context;
 mod finalizer;
 mod reconcile;
@@ -227,6 +228,7 @@ pub async fn run(client: Client, config: Config, health: Health) {
         Arc::clone(&replica_cache),
         wakes.clone(),
     );
+    let conflicts = conflicts::Conflicts::new(client.clone(), wakes.clone());
     let (store, trigger, mut objects_synced) = watches::generic_secrets(
         Api::all(client.clone()),
         indexes.clone(),
@@ -247,6 +249,7 @@ pub async fn run(client: Client, config: Config, health: Health) {
         client,
         rules,
         finalizer: finalizer_name(&config.tenant_namespace),
+        conflicts,
         writes: Semaphore::new(config.write_concurrency.max(1)),
         store: store.clone(),
         indexes: indexes.clone(),

@@ -80,7 +80,12 @@ async fn finish(
         .iter()
         .filter(|(_, o)| !matches!(o, Outcome::Current | Outcome::Written | Outcome::Yielded))
         .count();
-    ctx.set_pending(Key::from(gs), Some(pending as i64));
+    let key = Key::from(gs);
+    let conflicting = outcomes
+        .iter()
+        .any(|(_, o)| matches!(o, Outcome::Conflict(_)));
+    ctx.conflicts.report(&key, &plan.secret_name, conflicting);
+    ctx.set_pending(key, Some(pending as i64));
     if pending == 0 && wrote && !status::shows_complete(gs.status.as_ref(), &payload.hash) {
         report::observe_lag(gs, ctx);
     }
@@ -94,7 +99,9 @@ async fn blocked_by(gs: &GenericSecret, ctx: &Context, blocked: Blocked) -> Resu
         // Over quota or colliding: it must not hold any Secret.
         write::delete_unplanned(gs, &Plan::nothing(), ctx).await?;
     }
-    ctx.set_pending(Key::from(gs), None);
+    let key = Key::from(gs);
+    ctx.conflicts.report(&key, &gs.secret_name(), false);
+    ctx.set_pending(key, None);
     let status = status::blocked_status(gs, &blocked, ctx.now());
     report::patch_status(gs, ctx, &mut gs.status.clone(), status).await?;
     Ok(Action::requeue(ctx.config.resync_interval))

@@ -689,7 +689,7 @@ async fn no_op_resyncs_write_nothing() {
 }
 
 /// A Secret as a user (not the operator) would create it, with one key.
-fn plain_secret(name: &str, labels: &[(&str, &str)], value: &str) -> Secret {
+pub fn plain_secret(name: &str, labels: &[(&str, &str)], value: &str) -> Secret {
     Secret {
         metadata: ObjectMeta {
             name: Some(name.into()),

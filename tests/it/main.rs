@@ -8,6 +8,7 @@ mod generic_secrets;
 mod harness;
 mod leader;
 mod operator;
+mod recovery;
 mod rest;
 mod scale;
 mod validation;

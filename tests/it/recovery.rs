@@ -1,0 +1,72 @@
+//! Recovery from conflicts and bad input against the real apiserver: the
+//! operator never touches a Secret it did not create, and it notices within
+//! a watch event (the tests' resync is 10 minutes) when the way is clear.
+
+use std::time::Instant;
+
+use generic_secrets_operator::api::Scope;
+use kube::api::{DeleteParams, PostParams};
+
+use crate::generic_secrets::plain_secret;
+use crate::operator::{Operator, generic_secret};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conflict_clears_itself_when_the_unmanaged_secret_goes() {
+    let op = Operator::start(&[]).await;
+    let a = op.resource_group("rg-a").await;
+    let theirs = plain_secret("creds", &[], "theirs");
+    let secrets = op.secrets(a.name());
+    secrets
+        .create(&PostParams::default(), &theirs)
+        .await
+        .expect("create");
+    op.create(
+        &op.tenant,
+        &generic_secret("creds", Scope::TenantWide, &[("k", "ours")]),
+    )
+    .await;
+    op.wait_ready(&op.tenant, "creds", "False", "Conflict")
+        .await;
+
+    let deleted = Instant::now();
+    secrets
+        .delete("creds", &DeleteParams::default())
+        .await
+        .expect("delete");
+    op.wait_secret_data(a.name(), "creds", &[("k", "ours")])
+        .await;
+    op.wait_ready(&op.tenant, "creds", "True", "Replicated")
+        .await;
+    println!(
+        "conflict cleared {:?} after the deletion",
+        deleted.elapsed()
+    );
+    a.cleanup().await;
+    op.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_typed_secret_without_its_keys_is_an_invalid_spec_and_writes_nothing() {
+    let op = Operator::start(&[]).await;
+    let a = op.resource_group("rg-a").await;
+    let mut tls = generic_secret("cert", Scope::ResourceGroup, &[("tls.crt", "c")]);
+    tls.spec.type_ = "kubernetes.io/tls".into();
+    op.create(a.name(), &tls).await;
+    let gs = op
+        .wait_ready(a.name(), "cert", "False", "InvalidSpec")
+        .await;
+    let message = gs
+        .ready_condition()
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(message.contains("missing: tls.key"), "{message}");
+    assert!(
+        op.secrets(a.name())
+            .get_opt("cert")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    a.cleanup().await;
+    op.cleanup().await;
+}
