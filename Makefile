@@ -12,7 +12,7 @@ KUBECONFIG_ADMIN := target/control-plane/run/kubeconfig
 # kubectl and helm built for the tests win over any system-wide ones.
 export PATH := $(CP_BIN):$(PATH)
 
-.PHONY: control-plane up down test dev manifests
+.PHONY: control-plane up down test dev manifests bench
 
 ## Build etcd, kube-apiserver, kube-controller-manager, kubectl and helm (cached).
 control-plane:
@@ -48,3 +48,12 @@ dev: control-plane
 ## Render deploy/generic-secrets-operator.yaml from the Helm chart.
 manifests: control-plane
 	deploy/render.sh > deploy/generic-secrets-operator.yaml
+
+## Benchmark the release operator on the loopback control plane (fan-out,
+## rotation, many objects, restart, memory; N = GSO_BENCH_SIZES, default
+## 10,100,1000; also GSO_BENCH_REPS, GSO_BENCH_QUIET_SECS, GSO_BENCH_UNRELATED).
+## Writes docs/benchmarks.md and docs/benchmarks.svg.
+bench: control-plane
+	$(CP_DIR)/up.sh >/dev/null
+	cargo build --release --locked
+	cargo bench --locked --bench scale

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
@@ -30,11 +30,17 @@ impl Changes {
     pub fn watch(cluster: &Cluster, tenant: &str) -> Self {
         let counts = Arc::new(Mutex::new(Counters::new()));
         let replicas = watcher::Config::default().labels(&format!("{TENANT_LABEL}={tenant}"));
-        let objects = watcher::Config::default().labels(&format!("{BENCH_LABEL}={}", cluster.run_id));
+        let objects =
+            watcher::Config::default().labels(&format!("{BENCH_LABEL}={}", cluster.run_id));
         let secrets = Api::<Secret>::all(cluster.client.clone());
         let tasks = vec![
             tokio::spawn(count(secrets, replicas, "secrets", counts.clone())),
-            tokio::spawn(count(cluster.gsecs(None), objects, "genericsecrets", counts.clone())),
+            tokio::spawn(count(
+                cluster.gsecs(None),
+                objects,
+                "genericsecrets",
+                counts.clone(),
+            )),
         ];
         Changes { counts, tasks }
     }
@@ -52,13 +58,19 @@ impl Drop for Changes {
 }
 
 fn lock(counts: &Mutex<Counters>) -> std::sync::MutexGuard<'_, Counters> {
-    counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    counts
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Counts the events of one watch; objects listed when the watch (re)starts
 /// are not changes.
-async fn count<K>(api: Api<K>, config: watcher::Config, resource: &str, counts: Arc<Mutex<Counters>>)
-where
+async fn count<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    resource: &str,
+    counts: Arc<Mutex<Counters>>,
+) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
     let mut known = HashSet::new();
@@ -80,7 +92,9 @@ where
             Event::Init | Event::InitDone => None,
         };
         if let Some(change) = change {
-            *lock(&counts).entry(format!("{resource} {change}")).or_default() += 1.0;
+            *lock(&counts)
+                .entry(format!("{resource} {change}"))
+                .or_default() += 1.0;
         }
     }
 }

@@ -14,6 +14,7 @@
 //! N selects exactly N of them. Everything the bench creates is labelled
 //! `gso-bench=<run id>` and deleted at the end (not waited for).
 
+mod changes;
 mod cluster;
 mod metrics;
 mod objects;
@@ -23,7 +24,9 @@ mod raw;
 mod report;
 mod results;
 mod scenarios;
+mod tables;
 mod util;
+mod windows;
 
 use std::process::ExitCode;
 use std::str::FromStr;

@@ -123,9 +123,7 @@ pub fn is_write_to(key: &str, resource: &str) -> bool {
 
 /// All writes to `resource` in `counters`.
 pub fn writes_to(counters: &Counters, resource: &str) -> f64 {
-    counters
-        .iter()
-        .filter(|(k, _)| is_write_to(k, resource))
-        .map(|(_, v)| v)
-        .sum()
+    let writes = counters.iter().filter(|(k, _)| is_write_to(k, resource));
+    // + 0.0: an empty f64 sum is -0.
+    writes.map(|(_, v)| v).sum::<f64>() + 0.0
 }

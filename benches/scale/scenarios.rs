@@ -25,8 +25,8 @@ use kube::ResourceExt;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 
+use crate::changes::Changes;
 use crate::cluster::Cluster;
-use crate::metrics::{self, Counters, delta, writes_to};
 use crate::objects::{
     data, data_hash, generation, generic_secret, is_current, is_replicated, set_selector, wait_set,
     wait_set_gone,
@@ -34,6 +34,7 @@ use crate::objects::{
 use crate::operator::Operator;
 use crate::results::Results;
 use crate::util::{CONCURRENCY, POLL, Poll, Result, concurrently, deadline, poll_until, timed};
+use crate::windows::{Counts, Usage};
 
 /// Tenant-wide objects in the rotation (the per-tenant maximum).
 const WIDE: usize = 5;
@@ -47,14 +48,7 @@ struct Scenario<'a> {
     n: usize,
     tenant: String,
     op: Operator,
-}
-
-/// The operator's CPU time, reconciles and the apiserver's counters at one moment.
-struct Snapshot {
-    cpu: f64,
-    ok: f64,
-    failed: f64,
-    requests: Counters,
+    changes: Changes,
 }
 
 /// Runs scenarios 2–7 for size `n`, repetition `rep`.
@@ -69,12 +63,14 @@ pub async fn run(
     cluster.create_namespace(&tenant, &[]).await?;
     let selector = Cluster::size_selector(n);
     let name = format!("operator-n{n}-r{rep}");
+    let changes = Changes::watch(cluster, &tenant);
     let op = Operator::start(&cluster.kubeconfig, &tenant, &selector, &name).await?;
     let mut s = Scenario {
         cluster,
         n,
         tenant,
         op,
+        changes,
     };
     s.fan_out(results).await?;
     s.rotation(results).await?;
@@ -90,7 +86,7 @@ impl Scenario<'_> {
     async fn fan_out(&mut self, results: &mut Results) -> Result<()> {
         let (cluster, n) = (self.cluster, self.n);
         let fan = generic_secret(cluster, &self.tenant, "fan", "TenantWide", "fan")?;
-        let before = cluster.apiserver_requests().await?;
+        let before = self.counts().await?;
         let secs = timed(async {
             self.create_all(vec![fan]).await?;
             let tenant = Some(self.tenant.as_str());
@@ -98,10 +94,9 @@ impl Scenario<'_> {
             Ok(())
         })
         .await?;
-        let requests = delta(&before, &cluster.apiserver_requests().await?);
+        let window = before.until(&self.counts().await?, &[("genericsecrets POST 2xx", 1.0)]);
         results.record(n, "fanout.secs", secs);
-        let own = [("genericsecrets POST 2xx", 1.0)];
-        results.record_requests(n, "fanout", operator_requests(requests, &own));
+        window.record_requests(n, "fanout", results);
         eprintln!("[bench] N={n}: fan-out {secs:.2} s");
         self.delete_sets(&["fan"]).await
     }
@@ -126,7 +121,7 @@ impl Scenario<'_> {
             .iter()
             .map(|gs| (gs.name_any(), data_hash(gs).map(str::to_owned)))
             .collect();
-        let before = cluster.apiserver_requests().await?;
+        let before = self.counts().await?;
         let start = Instant::now();
         let generations = self.rotate(&old).await?;
         let rotated = |gs: &DynamicObject| {
@@ -137,10 +132,10 @@ impl Scenario<'_> {
         };
         wait_set(cluster, tenant, "wide", WIDE, n, rotated).await?;
         let secs = start.elapsed().as_secs_f64();
-        let requests = delta(&before, &cluster.apiserver_requests().await?);
-        results.record(n, "rotation.secs", secs);
         let own = [("genericsecrets PATCH 2xx", WIDE as f64)];
-        results.record_requests(n, "rotation", operator_requests(requests, &own));
+        let window = before.until(&self.counts().await?, &own);
+        results.record(n, "rotation.secs", secs);
+        window.record_requests(n, "rotation", results);
         eprintln!("[bench] N={n}: rotation of {WIDE} {secs:.2} s");
         Ok(())
     }
@@ -166,53 +161,40 @@ impl Scenario<'_> {
             .flat_map(|i| RG_NAMES.map(|name| (cluster.rg_namespace(i), name)))
             .map(|(ns, name)| generic_secret(cluster, &ns, name, "ResourceGroup", "many"))
             .collect::<Result<Vec<_>>>()?;
-        let start = self.snapshot().await?;
+        let (usage, counts) = (Usage::take(&self.op).await?, self.counts().await?);
         let secs = timed(async {
             self.create_all(objects).await?;
             wait_set(cluster, None, "many", 2 * n, n, is_current).await?;
             Ok(())
         })
         .await?;
-        let converged = self.snapshot().await?;
+        let (converged, converged_counts) = (Usage::take(&self.op).await?, self.counts().await?);
         results.record(n, "many.secs", secs);
-        let requests = converged.record_since(&start, n, "many", results);
+        usage.record_until(&converged, n, "many", results);
         let own = [("genericsecrets POST 2xx", 2.0 * n as f64)];
-        results.record_requests(n, "many", operator_requests(requests, &own));
+        let window = counts.until(&converged_counts, &own);
+        window.record_requests(n, "many", results);
         eprintln!(
             "[bench] N={n}: {} resource-group objects {secs:.2} s",
             2 * n
         );
 
         tokio::time::sleep(quiet).await;
-        let requests = self
-            .snapshot()
-            .await?
-            .record_since(&converged, n, "quiet", results);
-        results.record(
-            n,
-            "quiet.status_writes",
-            writes_to(&requests, "genericsecrets/status"),
-        );
-        results.record(n, "quiet.secret_writes", writes_to(&requests, "secrets"));
+        converged.record_until(&Usage::take(&self.op).await?, n, "quiet", results);
+        let window = converged_counts.until(&self.counts().await?, &[]);
+        window.record_writes(n, "quiet", results);
         Ok(())
     }
 
     async fn restart(&mut self, results: &mut Results) -> Result<()> {
-        let before = self.cluster.apiserver_requests().await?;
+        let before = self.counts().await?;
         self.op.restart().await?;
         tokio::time::sleep(AFTER_RESTART).await;
-        let requests = delta(&before, &self.cluster.apiserver_requests().await?);
+        let window = before.until(&self.counts().await?, &[]);
         let n = self.n;
-        let writes = [
-            ("restart.secret_writes", "secrets"),
-            ("restart.status_writes", "genericsecrets/status"),
-            ("restart.object_writes", "genericsecrets"),
-        ];
-        for (key, resource) in writes {
-            results.record(n, key, writes_to(&requests, resource));
-        }
+        window.record_writes(n, "restart", results);
         results.record(n, "restart.reconciles", self.op.reconciles().await?.0);
-        eprintln!("[bench] N={n}: restart wrote {requests:?}");
+        eprintln!("[bench] N={n}: after the restart {:?}", window.requests);
         Ok(())
     }
 
@@ -260,49 +242,9 @@ impl Scenario<'_> {
         .await
     }
 
-    async fn snapshot(&self) -> Result<Snapshot> {
-        let (ok, failed) = self.op.reconciles().await?;
-        Ok(Snapshot {
-            cpu: self.op.cpu_seconds()?,
-            ok,
-            failed,
-            requests: self.cluster.apiserver_requests().await?,
-        })
+    async fn counts(&self) -> Result<Counts> {
+        Counts::take(self.cluster, &self.changes).await
     }
-}
-
-impl Snapshot {
-    /// Records CPU seconds and reconciles since `earlier` as `<prefix>.*`;
-    /// returns the apiserver requests in between.
-    fn record_since(
-        &self,
-        earlier: &Snapshot,
-        n: usize,
-        prefix: &str,
-        results: &mut Results,
-    ) -> Counters {
-        results.record(n, format!("{prefix}.cpu"), self.cpu - earlier.cpu);
-        results.record(n, format!("{prefix}.reconciles"), self.ok - earlier.ok);
-        results.record(n, format!("{prefix}.failed"), self.failed - earlier.failed);
-        delta(&earlier.requests, &self.requests)
-    }
-}
-
-/// The requests only the operator sends: all on Secrets, and the writes on
-/// GenericSecrets less those the bench made itself (`own`).
-fn operator_requests(mut requests: Counters, own: &[(&str, f64)]) -> Counters {
-    for (key, count) in own {
-        if let Some(value) = requests.get_mut(*key) {
-            *value -= count;
-        }
-    }
-    requests.retain(|key, value| {
-        let operator_only = key.starts_with("secrets ")
-            || metrics::is_write_to(key, "genericsecrets")
-            || metrics::is_write_to(key, "genericsecrets/status");
-        operator_only && *value != 0.0
-    });
-    requests
 }
 
 /// Settled RSS of an operator without GenericSecrets (on the smallest
