@@ -189,7 +189,7 @@ async fn run(args: RunArgs) -> ExitCode {
     // the election itself uses the plain one.
     let fenced = match kube::client::ClientBuilder::try_from(kube_config) {
         Ok(builder) => builder
-            .with_layer(&leader::fence(election.term.clone()))
+            .with_layer(&leader::Fence(election.term.clone()))
             .build(),
         Err(e) => {
             tracing::error!(error = %e, "cannot build the Kubernetes client");
@@ -203,8 +203,13 @@ async fn run(args: RunArgs) -> ExitCode {
     health.metrics.leader.set(1);
     tracing::info!(tenant_namespace = %config.tenant_namespace, "starting controller");
     tokio::select! {
-        () = controller::run(fenced, config, health) => ExitCode::SUCCESS,
-        // Exit rather than go on half-leading; a restart makes a standby.
+        // A graceful stop (SIGTERM of a rolling update): hand over now.
+        () = controller::run(fenced, config, health) => {
+            election.release(&client).await;
+            ExitCode::SUCCESS
+        }
+        // Exit rather than go on half-leading; the restarted process
+        // competes for the lease again like any standby.
         () = election.hold(&client) => ExitCode::FAILURE,
     }
 }

@@ -170,3 +170,44 @@ async fn a_paused_leader_that_lost_the_lease_writes_nothing_and_exits() {
         group.cleanup().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_stopped_gracefully_hands_over_within_a_retry_period() {
+    // A lease long enough that only a release explains a quick takeover.
+    let lease = ["--lease-duration", "30s", "--renew-deadline", "20s"];
+    let mut args = vec!["--leader-election", "--retry-period", "1s"];
+    args.extend(lease);
+    let mut op = Operator::start(&args).await;
+    let groups = resource_groups(&op, 1).await;
+    let leader = wait_for("a leader", REACT, || holder(&op)).await;
+    let standby = standby_of(&op).await;
+
+    op.signal("TERM");
+    let stopped = Instant::now();
+    let status = wait_for("the leader to exit", REACT, || {
+        let exited = op.exited();
+        async move { exited }
+    })
+    .await;
+    assert!(status.success(), "a graceful stop exits cleanly: {status}");
+    // Well inside the 30 s a standby would wait for an unreleased lease.
+    let timeout = std::time::Duration::from_secs(10);
+    wait_for(
+        "the standby to take the released Lease",
+        timeout,
+        || async { holder(&op).await.filter(|h| *h != leader) },
+    )
+    .await;
+    eprintln!("handed over {:?} after SIGTERM", stopped.elapsed());
+
+    // The new leader works.
+    let gs = generic_secret("after", Scope::TenantWide, &[("token", "v1")]);
+    op.create(&op.tenant, &gs).await;
+    op.wait_secret_data(groups[0].name(), "after", &[("token", "v1")])
+        .await;
+    op.cleanup().await;
+    drop(standby);
+    for group in groups {
+        group.cleanup().await;
+    }
+}

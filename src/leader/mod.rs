@@ -4,13 +4,13 @@
 //! duration. Every write is an optimistic update at the read
 //! resourceVersion, so two candidates can never both win.
 //!
-//! A leader's writes are fenced by its [`Term`]: a client built with
-//! [`fence`] refuses every write once the last renewal is older than the
-//! renew deadline, which ends before any standby may take over. So a leader
-//! that was paused (or cut off) and wakes up cannot write even one Secret
-//! before it notices that it lost.
+//! A leader's writes are fenced by its [`Term`] (see [`fence`]), and on a
+//! graceful shutdown it releases the Lease, so that a rolling update hands
+//! over within a retry period instead of a lease duration.
 
-use std::sync::{Arc, Mutex};
+mod fence;
+
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -19,10 +19,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
-use kube::client::Body;
 use kube::{Client, ResourceExt};
-use tower::BoxError;
-use tower::filter::FilterLayer;
 
 /// The lease's timing. A standby waits `lease_duration` after it last saw
 /// a renewal; a leader stops writing `renew_deadline` after its last
@@ -65,49 +62,7 @@ impl Timing {
     }
 }
 
-/// Until when this instance may write as the leader (its last renewal plus
-/// the renew deadline); shared by the election and the fenced client.
-#[derive(Clone, Debug, Default)]
-pub struct Term(Arc<Mutex<Option<Instant>>>);
-
-impl Term {
-    pub fn is_current(&self) -> bool {
-        !self.remaining().is_zero()
-    }
-
-    /// Time left in the term (zero when it has ended or never began).
-    fn remaining(&self) -> Duration {
-        self.0
-            .lock()
-            .ok()
-            .and_then(|until| *until)
-            .map_or(Duration::ZERO, |until| {
-                until.saturating_duration_since(Instant::now())
-            })
-    }
-
-    fn extend_to(&self, until: Instant) {
-        if let Ok(mut current) = self.0.lock() {
-            *current = Some(until);
-        }
-    }
-}
-
-/// A client layer that lets reads (and watches) through and refuses every
-/// other request outside `term`.
-pub fn fence(
-    term: Term,
-) -> FilterLayer<impl Fn(http::Request<Body>) -> Result<http::Request<Body>, BoxError> + Clone> {
-    FilterLayer::new(move |request: http::Request<Body>| {
-        if request.method() == http::Method::GET || term.is_current() {
-            Ok(request)
-        } else {
-            Err(BoxError::from(
-                "not the leader: the lease was not renewed in time",
-            ))
-        }
-    })
-}
+pub use fence::{Fence, Term};
 
 /// How the lease is held.
 #[derive(Debug)]
@@ -198,7 +153,9 @@ impl Election {
         };
         let spec = lease.spec.clone().unwrap_or_default();
         let ours = spec.holder_identity.as_deref() == Some(self.identity.as_str());
-        if !ours && !self.expired(&spec) {
+        // Released by its holder (a graceful shutdown): free at once.
+        let released = spec.holder_identity.as_deref().is_none_or(str::is_empty);
+        if !ours && !released && !self.expired(&spec) {
             return Ok(false);
         }
         let (acquired, transitions) = match ours {
@@ -216,6 +173,33 @@ impl Election {
             api.replace(&lease.name_any(), &PostParams::default(), &next)
                 .await,
         )
+    }
+
+    /// Give the lease up (graceful shutdown): no more writes from here, and
+    /// a standby takes over at its next retry. Best effort: if it fails, the
+    /// lease simply expires.
+    pub async fn release(&self, client: &Client) {
+        self.term.end();
+        let api = self.api(client);
+        let Ok(Some(lease)) = api.get_opt(&self.lease_name).await else {
+            return;
+        };
+        let spec = lease.spec.clone().unwrap_or_default();
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return;
+        }
+        let mut released = lease.clone();
+        released.spec = Some(LeaseSpec {
+            holder_identity: None,
+            ..spec
+        });
+        match api
+            .replace(&lease.name_any(), &PostParams::default(), &released)
+            .await
+        {
+            Ok(_) => tracing::info!(lease = %self.lease_name, "released leadership"),
+            Err(e) => tracing::warn!(error = %e, "releasing the lease failed; it expires instead"),
+        }
     }
 
     fn spec(&self, acquired: Timestamp, renewed: Timestamp, transitions: i32) -> LeaseSpec {
@@ -296,34 +280,6 @@ mod tests {
         let renewed = spec(Timestamp::now());
         assert!(!election.expired(&renewed));
         assert!(election.expired(&LeaseSpec::default()), "never renewed");
-    }
-
-    fn request(method: http::Method) -> http::Request<Body> {
-        http::Request::builder()
-            .method(method)
-            .uri("/api/v1/namespaces/t/secrets")
-            .body(Body::empty())
-            .expect("request")
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_fence_lets_writes_through_only_during_the_term() {
-        use tower::{Service, ServiceExt, service_fn};
-        let term = Term::default();
-        let mut client = tower::Layer::layer(
-            &fence(term.clone()),
-            service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(()) }),
-        );
-        let mut send = async |method| client.ready().await?.call(request(method)).await;
-        assert!(send(http::Method::GET).await.is_ok(), "reads always pass");
-        assert!(send(http::Method::PATCH).await.is_err(), "no term yet");
-        let timing = Timing::default();
-        term.extend_to(Instant::now() + timing.renew_deadline);
-        assert!(send(http::Method::PATCH).await.is_ok());
-        assert!(send(http::Method::DELETE).await.is_ok());
-        tokio::time::advance(timing.renew_deadline).await;
-        assert!(send(http::Method::POST).await.is_err(), "the term ended");
-        assert!(send(http::Method::GET).await.is_ok());
     }
 
     #[test]
