@@ -2,9 +2,11 @@
 //! caches are synced and the controller runs) and `/metrics` (Prometheus).
 //! Probes are not traced: they would drown the log.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -14,12 +16,59 @@ use axum::routing::get;
 
 use crate::metrics::Metrics;
 
+/// A watch failing for longer than this makes the operator unready (and
+/// is logged as an error): brief failures (an apiserver restart) are normal.
+pub const WATCH_GRACE: Duration = Duration::from_secs(5);
+
 /// What the endpoints read.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Health {
     pub metrics: Arc<Metrics>,
     /// Set once the controller has started with synced caches.
     pub ready: Arc<AtomicBool>,
+    /// Watches failing now, by kind, since when (and whether it was logged).
+    failing: Arc<Mutex<HashMap<&'static str, (Instant, bool)>>>,
+}
+
+impl Health {
+    /// A watch of `kind` failed (it retries by itself).
+    pub fn watch_failed(&self, kind: &'static str, error: &dyn std::fmt::Display) {
+        self.metrics.watch_failed(kind);
+        let Ok(mut failing) = self.failing.lock() else {
+            return;
+        };
+        let (since, logged) = failing.entry(kind).or_insert((Instant::now(), false));
+        if since.elapsed() >= WATCH_GRACE && !*logged {
+            *logged = true;
+            tracing::error!(kind, error = %error, seconds = since.elapsed().as_secs(), "watch failing; not ready until it recovers");
+        } else {
+            tracing::warn!(kind, error = %error, "watch failed; retrying");
+        }
+    }
+
+    /// A watch of `kind` delivered an event: it works.
+    pub fn watch_ok(&self, kind: &'static str) {
+        let Ok(mut failing) = self.failing.lock() else {
+            return;
+        };
+        if let Some((since, _)) = failing.remove(kind) {
+            tracing::info!(kind, seconds = since.elapsed().as_secs(), "watch recovered");
+        }
+    }
+
+    /// Why the operator is not ready, if it is not.
+    pub fn unready(&self) -> Option<String> {
+        if !self.ready.load(Ordering::Relaxed) {
+            return Some("caches not synced".to_owned());
+        }
+        let failing = self.failing.lock().ok()?;
+        let kinds: Vec<&str> = failing
+            .iter()
+            .filter(|(_, (since, _))| since.elapsed() >= WATCH_GRACE)
+            .map(|(kind, _)| *kind)
+            .collect();
+        (!kinds.is_empty()).then(|| format!("watch failing: {}", kinds.join(", ")))
+    }
 }
 
 /// Bind `addr` and serve until the process ends. Returns the bound address
@@ -41,10 +90,9 @@ pub async fn serve(addr: SocketAddr, health: Health) -> std::io::Result<SocketAd
 }
 
 async fn readyz(State(health): State<Health>) -> impl IntoResponse {
-    if health.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+    match health.unready() {
+        None => (StatusCode::OK, "ok".to_owned()),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }
 

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -156,10 +155,7 @@ async fn run(args: RunArgs) -> ExitCode {
         write_concurrency: usize::from(args.write_concurrency),
         reconcile_concurrency: args.reconcile_concurrency,
     };
-    let health = Health {
-        metrics: Arc::default(),
-        ready: Arc::default(),
-    };
+    let health = Health::default();
     match http::serve(args.http_addr, health.clone()).await {
         Ok(addr) => tracing::info!(%addr, "serving /healthz, /readyz and /metrics"),
         Err(e) => {

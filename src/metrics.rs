@@ -25,6 +25,12 @@ pub struct ErrorLabels {
     pub category: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchLabels {
+    /// The watched kind (a fixed set).
+    pub kind: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 pub enum WriteKind {
     Applied,
@@ -52,6 +58,7 @@ pub struct Metrics {
     pub replication_lag: Histogram,
     /// 1 while this instance reconciles (the leader), 0 on a standby.
     pub leader: Gauge,
+    pub watch_failures: Family<WatchLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -66,6 +73,12 @@ impl Default for Metrics {
         // 10 ms … ~5 min: a watch reaction up to a leader takeover or backoff.
         let replication_lag = Histogram::new(exponential_buckets(0.01, 2.0, 15));
         let leader = Gauge::default();
+        let watch_failures = Family::<WatchLabels, Counter>::default();
+        registry.register(
+            "watch_failures",
+            "Failed watch requests by watched kind (each is retried)",
+            watch_failures.clone(),
+        );
         registry.register("reconciles", "Reconciles by outcome", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -106,6 +119,7 @@ impl Default for Metrics {
             pending_targets,
             replication_lag,
             leader,
+            watch_failures,
         }
     }
 }
@@ -117,6 +131,12 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    pub fn watch_failed(&self, kind: &'static str) {
+        self.watch_failures
+            .get_or_create(&WatchLabels { kind })
+            .inc();
     }
 
     pub fn wrote(&self, kind: WriteKind) {

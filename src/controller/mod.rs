@@ -219,6 +219,7 @@ pub async fn run(client: Client, config: Config, health: Health) {
         indexes.clone(),
         rules.clone(),
         wakes.clone(),
+        health.clone(),
     );
     let selector = replicas::selector(&config.tenant_namespace);
     let mut replicas_synced = watches::spawn_replicas(
@@ -227,6 +228,7 @@ pub async fn run(client: Client, config: Config, health: Health) {
         config.tenant_namespace.clone(),
         Arc::clone(&replica_cache),
         wakes.clone(),
+        health.clone(),
     );
     let conflicts = conflicts::Conflicts::new(client.clone(), wakes.clone());
     let (store, trigger, mut objects_synced) = watches::generic_secrets(
@@ -234,6 +236,7 @@ pub async fn run(client: Client, config: Config, health: Health) {
         indexes.clone(),
         rules.clone(),
         wakes,
+        health.clone(),
     );
     let _ = tokio::join!(
         namespaces_synced.wait_for(|synced| *synced),
@@ -282,8 +285,14 @@ pub async fn run(client: Client, config: Config, health: Health) {
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "controller event");
+            // Reconcile errors are reported by the error policy; a failing
+            // watch (the dataFrom sources') is worth a warning.
+            match result {
+                Err(e @ controller::Error::QueueError(_)) => {
+                    tracing::warn!(error = %e, "watch failed; retrying");
+                }
+                Err(e) => tracing::debug!(error = %e, "controller event"),
+                Ok(_) => {}
             }
         })
         .await;

@@ -28,6 +28,7 @@ use tokio::sync::watch;
 use super::context::Indexes;
 use super::status;
 use crate::api::GenericSecret;
+use crate::http::Health;
 use crate::index::replicas::{Replica, Replicas};
 use crate::index::{Facts, Groups, Key, Objects};
 use crate::plan::{Rules, deps};
@@ -46,6 +47,12 @@ pub fn backoff() -> impl Backoff {
         .with_jitter()
         .without_max_times();
     ResetTimerBackoff::new(ExponentialBackoff::from(policy), Duration::from_secs(30))
+}
+
+/// Whether an event shows the watch working: `Init` comes before the list
+/// request, so it proves nothing.
+fn works<K>(event: &Result<Event<K>, watcher::Error>) -> bool {
+    matches!(event, Ok(e) if !matches!(e, Event::Init))
 }
 
 async fn send_all(wakes: &mut Wakes, keys: HashSet<Key>) {
@@ -68,6 +75,7 @@ pub fn generic_secrets(
     indexes: Arc<RwLock<Indexes>>,
     rules: Rules,
     wakes: Wakes,
+    health: Health,
 ) -> (
     Store<GenericSecret>,
     impl Stream<Item = Result<GenericSecret, watcher::Error>> + Send,
@@ -86,9 +94,14 @@ pub fn generic_secrets(
         .reflect(writer)
         .map(move |event| {
             let woken = match &event {
-                Ok(e) => index.on_event(e),
+                Ok(e) => {
+                    if works(&event) {
+                        health.watch_ok("GenericSecret");
+                    }
+                    index.on_event(e)
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, kind = "GenericSecret", "watch failed; retrying");
+                    health.watch_failed("GenericSecret", e);
                     HashSet::new()
                 }
             };
@@ -196,12 +209,16 @@ pub fn spawn_namespaces(
     indexes: Arc<RwLock<Indexes>>,
     rules: Rules,
     mut wakes: Wakes,
+    health: Health,
 ) -> watch::Receiver<bool> {
     let (synced, ready) = watch::channel(false);
     tokio::spawn(async move {
         let mut buffer: Option<Groups> = None;
         let mut events = std::pin::pin!(watcher_with(api, config));
         while let Some(event) = events.next().await {
+            if works(&event) {
+                health.watch_ok("Namespace");
+            }
             let changed: Vec<String> = match event {
                 Ok(Event::Init) => {
                     buffer = Some(Groups::default());
@@ -230,7 +247,7 @@ pub fn spawn_namespaces(
                     changed.then(|| ns.name_any()).into_iter().collect()
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, kind = "Namespace", "watch failed; retrying");
+                    health.watch_failed("Namespace", &e);
                     continue;
                 }
             };
@@ -256,12 +273,16 @@ pub fn spawn_replicas(
     tenant: String,
     replicas: Arc<RwLock<Replicas>>,
     mut wakes: Wakes,
+    health: Health,
 ) -> watch::Receiver<bool> {
     let (synced, ready) = watch::channel(false);
     tokio::spawn(async move {
         let mut buffer: Option<Replicas> = None;
         let mut events = std::pin::pin!(watcher_with(api, config));
         while let Some(event) = events.next().await {
+            if works(&event) {
+                health.watch_ok("Secret");
+            }
             let woken = match event {
                 Ok(Event::Init) => {
                     buffer = Some(Replicas::default());
@@ -294,7 +315,7 @@ pub fn spawn_replicas(
                     deps::after_replica_change(old.as_ref(), None)
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, kind = "Secret", "watch failed; retrying");
+                    health.watch_failed("Secret", &e);
                     continue;
                 }
             };

@@ -8,7 +8,8 @@ use generic_secrets_operator::api::Scope;
 use kube::api::{DeleteParams, PostParams};
 
 use crate::generic_secrets::plain_secret;
-use crate::operator::{Operator, generic_secret};
+use crate::harness::wait_for;
+use crate::operator::{Operator, REACT, generic_secret, http_get};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_conflict_clears_itself_when_the_unmanaged_secret_goes() {
@@ -68,5 +69,27 @@ async fn a_typed_secret_without_its_keys_is_an_invalid_spec_and_writes_nothing()
             .is_none()
     );
     a.cleanup().await;
+    op.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_watch_is_logged_as_an_error_and_keeps_the_operator_unready() {
+    // `developer` may not list anything: every watch fails with 403.
+    let mut op = Operator::configure(&[]).await;
+    op.start_as(crate::harness::control_plane().developer_kubeconfig.clone());
+    let addr = op.http_addr().await;
+    wait_for("the failure to be logged as an error", REACT, || async {
+        op.logs()
+            .lines()
+            .any(|l| l.contains("\"ERROR\"") && l.contains("watch failing"))
+    })
+    .await;
+    let (code, body) = http_get(&addr, "/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    let (_, metrics) = http_get(&addr, "/metrics").await;
+    assert!(
+        metrics.contains("generic_secrets_operator_watch_failures_total{kind=\"Namespace\"}"),
+        "{metrics}"
+    );
     op.cleanup().await;
 }
