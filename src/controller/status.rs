@@ -22,7 +22,11 @@ pub enum Outcome {
     Pending,
     /// An unmanaged Secret of that name exists.
     Conflict(String),
+    /// Writing failed; retried with backoff.
     Failed(String),
+    /// The apiserver refused the Secret as invalid (422): retrying cannot
+    /// help, so it waits for a change of the object (or the resync).
+    Rejected(String),
     /// Left to another object on purpose.
     Yielded,
 }
@@ -152,7 +156,7 @@ fn target_status(
         (Outcome::Current | Outcome::Written, _) => (TargetState::Replicated, None),
         (Outcome::Pending, _) => (TargetState::Pending, None),
         (Outcome::Conflict(m), _) => (TargetState::Conflict, Some(m.clone())),
-        (Outcome::Failed(m), _) => (TargetState::Failed, Some(m.clone())),
+        (Outcome::Failed(m) | Outcome::Rejected(m), _) => (TargetState::Failed, Some(m.clone())),
         (Outcome::Yielded, mode) => (TargetState::Shadowed, Some(yield_message(mode))),
     };
     // Keep the old sync time while the same data stays in place.
@@ -193,7 +197,7 @@ fn readiness(outcomes: &[(Target, Outcome)]) -> Readiness {
     let count =
         |f: &dyn Fn(&Target, &Outcome) -> bool| outcomes.iter().filter(|(t, o)| f(t, o)).count();
     let conflicts = count(&|_, o| matches!(o, Outcome::Conflict(_)));
-    let failed = count(&|_, o| matches!(o, Outcome::Failed(_)));
+    let failed = count(&|_, o| matches!(o, Outcome::Failed(_) | Outcome::Rejected(_)));
     let pending = count(&|_, o| *o == Outcome::Pending);
     let shadowed = count(&|t, _| {
         matches!(
@@ -228,7 +232,9 @@ fn readiness(outcomes: &[(Target, Outcome)]) -> Readiness {
         );
     }
     if failed > 0 {
-        let first = first_message(outcomes, |o| matches!(o, Outcome::Failed(_)));
+        let first = first_message(outcomes, |o| {
+            matches!(o, Outcome::Failed(_) | Outcome::Rejected(_))
+        });
         return not_ready(
             "ReplicationFailed",
             format!("{failed} of {total} targets failed: {first}"),
@@ -272,7 +278,9 @@ fn first_message(outcomes: &[(Target, Outcome)], pick: impl Fn(&Outcome) -> bool
     outcomes
         .iter()
         .find_map(|(_, o)| match o {
-            Outcome::Conflict(m) | Outcome::Failed(m) if pick(o) => Some(m.clone()),
+            Outcome::Conflict(m) | Outcome::Failed(m) | Outcome::Rejected(m) if pick(o) => {
+                Some(m.clone())
+            }
             _ => None,
         })
         .unwrap_or_default()

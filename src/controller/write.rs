@@ -135,6 +135,10 @@ async fn ensure_replica(
             Outcome::Conflict(msg)
         }
         Ok(outcome) => outcome,
+        Err(kube::Error::Api(s)) if s.code == 422 => Outcome::Rejected(format!(
+            "the apiserver refused Secret {}/{name}: {}; change the GenericSecret to fix it",
+            target.namespace, s.message
+        )),
         Err(e) => Outcome::Failed(format!("writing Secret {}/{name}: {e}", target.namespace)),
     }
 }

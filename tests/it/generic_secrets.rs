@@ -28,7 +28,7 @@ fn label(secret: &Secret, key: &str) -> Option<String> {
 }
 
 /// Events about `name` in `ns`, as "reason: note" lines.
-async fn events_about(op: &Operator, ns: &str, name: &str) -> Vec<String> {
+pub async fn events_about(op: &Operator, ns: &str, name: &str) -> Vec<String> {
     let api: Api<Event> = Api::namespaced(op.client.clone(), ns);
     let list = api
         .list(&ListParams::default())

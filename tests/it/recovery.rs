@@ -5,9 +5,10 @@
 use std::time::Instant;
 
 use generic_secrets_operator::api::Scope;
+use kube::ResourceExt;
 use kube::api::{DeleteParams, PostParams};
 
-use crate::generic_secrets::plain_secret;
+use crate::generic_secrets::{events_about, plain_secret};
 use crate::harness::wait_for;
 use crate::operator::{Operator, REACT, generic_secret, http_get};
 
@@ -91,5 +92,43 @@ async fn a_failing_watch_is_logged_as_an_error_and_keeps_the_operator_unready() 
         metrics.contains("generic_secrets_operator_watch_failures_total{kind=\"Namespace\"}"),
         "{metrics}"
     );
+    op.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_the_apiserver_refuses_is_reported_once_and_not_retried() {
+    let op = Operator::start(&[]).await;
+    let a = op.resource_group("rg-a").await;
+    // The key is there, but the apiserver also checks that it is JSON.
+    let mut bad = generic_secret("pull", Scope::TenantWide, &[(".dockerconfigjson", "no")]);
+    bad.spec.type_ = "kubernetes.io/dockerconfigjson".into();
+    op.create(&op.tenant, &bad).await;
+    let gs = op
+        .wait_ready(&op.tenant, "pull", "False", "ReplicationFailed")
+        .await;
+    let message = gs
+        .ready_condition()
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(message.contains("refused"), "{message}");
+
+    // While the operator handles another object start to Ready, the refused
+    // one is neither retried nor rewritten.
+    op.create(
+        &op.tenant,
+        &generic_secret("marker", Scope::Tenant, &[("k", "m")]),
+    )
+    .await;
+    op.wait_ready(&op.tenant, "marker", "True", "Replicated")
+        .await;
+    let later = op.gsecs(&op.tenant).get("pull").await.expect("get");
+    assert_eq!(later.resource_version(), gs.resource_version());
+    let events = events_about(&op, &op.tenant, "pull").await;
+    let failures = events
+        .iter()
+        .filter(|e| e.starts_with("ReconcileFailed"))
+        .count();
+    assert_eq!(failures, 0, "{events:?}");
+    a.cleanup().await;
     op.cleanup().await;
 }
