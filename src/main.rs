@@ -40,7 +40,10 @@ struct RunArgs {
     /// Tenant-wide secrets per tenant (AI Core allows 5).
     #[arg(long, default_value_t = 5)]
     max_tenant_wide_secrets: usize,
-    /// Take over existing Secrets that lack the managed-by label.
+    /// Take over existing Secrets that lack the managed-by label, if their
+    /// owner annotated them aicore.dev/adopt=true (the owner's consent:
+    /// otherwise anyone allowed to create a GenericSecret could overwrite,
+    /// and later delete, any Secret of that name).
     #[arg(long)]
     adopt_existing: bool,
     /// Label selector for the namespaces of this installation (several

@@ -23,6 +23,10 @@ pub const SCOPE_LABEL: &str = "aicore.dev/scope";
 /// installations in one cluster never see each other's replicas.
 pub const TENANT_LABEL: &str = "aicore.dev/tenant";
 pub const HASH_ANNOTATION: &str = "aicore.dev/data-hash";
+/// Annotation (`=true`) with which the owner of an existing Secret consents
+/// to its takeover under `--adopt-existing`: without it, anyone allowed to
+/// create a GenericSecret could overwrite (and later delete) any Secret.
+pub const ADOPT_ANNOTATION: &str = "aicore.dev/adopt";
 
 pub use crate::api::Data;
 

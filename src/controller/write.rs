@@ -22,7 +22,7 @@ use crate::api::{GenericSecret, GenericSecretStatus};
 use crate::index::replicas::Replica;
 use crate::metrics::WriteKind;
 use crate::plan::{Plan, Target};
-use crate::replicas::{self, MANAGER, Payload, object_key};
+use crate::replicas::{self, ADOPT_ANNOTATION, MANAGER, Payload, object_key};
 
 /// How often a long fan-out reports its progress in status.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
@@ -160,13 +160,8 @@ async fn write_over(
         create(api, desired, ctx).await?;
         return Ok(Outcome::Written);
     };
-    let tenant = &ctx.config.tenant_namespace;
-    if !live.managed && !ctx.config.adopt_existing {
-        return Ok(Outcome::Conflict(format!(
-            "Secret {}/{} exists and was not created by this {MANAGER} installation \
-             (tenant {tenant}); delete or rename it, or run the operator with --adopt-existing",
-            live.namespace, live.name
-        )));
+    if let Some(conflict) = foreign(live, ctx) {
+        return Ok(conflict);
     }
     if replicas::is_current(live, &object_key(gs), desired, hash) {
         return Ok(Outcome::Current);
@@ -190,6 +185,25 @@ async fn write_over(
     tracing::info!(namespace = %live.namespace, secret = %live.name, "replica written");
     ctx.metrics.wrote(WriteKind::Applied);
     Ok(Outcome::Written)
+}
+
+/// A Secret we may not write: not ours, and not offered for adoption.
+fn foreign(live: &Replica, ctx: &Context) -> Option<Outcome> {
+    let adoptable = ctx.config.adopt_existing && live.adoptable;
+    if live.managed || adoptable {
+        return None;
+    }
+    let tenant = &ctx.config.tenant_namespace;
+    let how = if ctx.config.adopt_existing {
+        format!("or annotate it {ADOPT_ANNOTATION}=true to let the operator take it over")
+    } else {
+        "or run the operator with --adopt-existing and annotate it".to_owned()
+    };
+    Some(Outcome::Conflict(format!(
+        "Secret {}/{} exists and was not created by this {MANAGER} installation \
+         (tenant {tenant}); delete or rename it, {how}",
+        live.namespace, live.name
+    )))
 }
 
 async fn create(api: &Api<Secret>, desired: &Secret, ctx: &Context) -> Result<(), kube::Error> {

@@ -12,7 +12,7 @@ use kube::ResourceExt;
 
 use super::Key;
 use crate::api::LABEL_PREFIX;
-use crate::replicas::{self, HASH_ANNOTATION, OWNER_ANNOTATION, data_hash};
+use crate::replicas::{self, ADOPT_ANNOTATION, HASH_ANNOTATION, OWNER_ANNOTATION, data_hash};
 
 /// (namespace, name) of a Secret.
 pub type SecretKey = (String, String);
@@ -27,6 +27,8 @@ pub struct Replica {
     /// `<namespace>/<name>` of the GenericSecret that wrote it.
     pub writer: Option<String>,
     pub managed: bool,
+    /// Its owner consents to a takeover (`--adopt-existing`).
+    pub adoptable: bool,
     pub type_: Option<String>,
     /// Hash of the live data (the same hash as `status.dataHash`).
     pub data_hash: String,
@@ -63,6 +65,11 @@ impl Replica {
             resource_version: secret.resource_version(),
             writer: secret.annotations().get(OWNER_ANNOTATION).cloned(),
             managed: replicas::is_managed(secret, tenant),
+            adoptable: secret
+                .annotations()
+                .get(ADOPT_ANNOTATION)
+                .map(String::as_str)
+                == Some("true"),
             type_: secret.type_.clone(),
             data_hash: data_hash(data),
             data_keys: data.keys().cloned().collect(),

@@ -132,3 +132,50 @@ async fn a_secret_the_apiserver_refuses_is_reported_once_and_not_retried() {
     a.cleanup().await;
     op.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adoption_takes_over_only_secrets_whose_owner_consented() {
+    let op = Operator::start(&["--adopt-existing"]).await;
+    let (a, b) = (
+        op.resource_group("rg-a").await,
+        op.resource_group("rg-b").await,
+    );
+    let mut offered = plain_secret("creds", &[], "old");
+    offered
+        .annotations_mut()
+        .insert("aicore.dev/adopt".into(), "true".into());
+    let params = PostParams::default();
+    op.secrets(a.name())
+        .create(&params, &offered)
+        .await
+        .expect("create");
+    let kept = plain_secret("creds", &[], "theirs");
+    let kept = op
+        .secrets(b.name())
+        .create(&params, &kept)
+        .await
+        .expect("create");
+    op.create(
+        &op.tenant,
+        &generic_secret("creds", Scope::TenantWide, &[("k", "ours")]),
+    )
+    .await;
+    op.wait_secret_data(a.name(), "creds", &[("k", "ours")])
+        .await;
+    let gs = op
+        .wait_ready(&op.tenant, "creds", "False", "Conflict")
+        .await;
+    let message = gs
+        .ready_condition()
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("annotate it aicore.dev/adopt=true"),
+        "{message}"
+    );
+    let untouched = op.secrets(b.name()).get("creds").await.expect("get");
+    assert_eq!(untouched.resource_version(), kept.resource_version());
+    a.cleanup().await;
+    b.cleanup().await;
+    op.cleanup().await;
+}
