@@ -1,6 +1,6 @@
 //! The loopback control plane as the bench sees it: the admin client, the
 //! bench's namespaces (all labelled `gso-bench=<run id>`), the apiserver's
-//! request counters and the clean-up at the end.
+//! metrics and the clean-up at the end.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +15,6 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, ResourceExt};
 use serde_json::json;
 
-use crate::metrics::{self, Counters};
 use crate::util::{CONCURRENCY, Result, concurrently, output, payload, root};
 
 /// Label on everything the bench creates; its value is the run id.
@@ -25,7 +24,10 @@ pub const TENANT_LABEL: &str = "aicore.dev/tenant";
 
 pub struct Cluster {
     pub client: Client,
+    /// Admin's, for the bench.
     pub kubeconfig: PathBuf,
+    /// The operator's (`identity::setup`; admin's until then).
+    pub operator_kubeconfig: PathBuf,
     pub run_id: String,
 }
 
@@ -44,6 +46,7 @@ impl Cluster {
         .await?;
         let cluster = Cluster {
             client: Client::try_from(config)?,
+            operator_kubeconfig: kubeconfig.clone(),
             kubeconfig,
             run_id,
         };
@@ -59,7 +62,7 @@ impl Cluster {
         Ok(cluster)
     }
 
-    fn kubectl(&self, args: &[&str]) -> Result<String> {
+    pub fn kubectl(&self, args: &[&str]) -> Result<String> {
         let kubeconfig = self.kubeconfig.to_string_lossy();
         let mut all = vec!["--kubeconfig", &kubeconfig];
         all.extend_from_slice(args);
@@ -149,11 +152,10 @@ impl Cluster {
         Ok(list.items.len())
     }
 
-    /// Request counters of the apiserver (Secrets and GenericSecrets).
-    pub async fn apiserver_requests(&self) -> Result<Counters> {
+    /// The apiserver's `/metrics` text.
+    pub async fn apiserver_metrics(&self) -> Result<String> {
         let request = http::Request::get("/metrics").body(vec![])?;
-        let text = self.client.request_text(request).await?;
-        Ok(metrics::apiserver_requests(&text))
+        Ok(self.client.request_text(request).await?)
     }
 
     /// Drops the finalizers of GenericSecrets left behind (a failed run:

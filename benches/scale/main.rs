@@ -16,6 +16,7 @@
 
 mod changes;
 mod cluster;
+mod identity;
 mod metrics;
 mod objects;
 mod operator;
@@ -90,12 +91,19 @@ async fn main() -> ExitCode {
 async fn run() -> Result<()> {
     let config = Config::from_env()?;
     let run_id = format!("{:x}", jiff::Timestamp::now().as_second() % 0x100_0000);
-    let cluster = Cluster::connect(run_id).await?;
+    let mut cluster = Cluster::connect(run_id).await?;
     eprintln!("[bench] run {}: sizes {:?}", cluster.run_id, config.sizes);
-    let measured = measure(&cluster, &config).await;
-    let cleaned = cluster.cleanup().await;
+    let measured = match identity::setup(&cluster).await {
+        Ok(kubeconfig) => {
+            cluster.operator_kubeconfig = kubeconfig;
+            measure(&cluster, &config).await
+        }
+        Err(e) => Err(e),
+    };
+    let cleaned = (cluster.cleanup().await, identity::cleanup(&cluster).await);
     let results = measured?;
-    cleaned?;
+    cleaned.0?;
+    cleaned.1?;
     let md = report::write(&config, &results)?;
     println!("{md}");
     Ok(())

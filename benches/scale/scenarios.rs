@@ -64,7 +64,7 @@ pub async fn run(
     let selector = Cluster::size_selector(n);
     let name = format!("operator-n{n}-r{rep}");
     let changes = Changes::watch(cluster, &tenant);
-    let op = Operator::start(&cluster.kubeconfig, &tenant, &selector, &name).await?;
+    let op = Operator::start(&cluster.operator_kubeconfig, &tenant, &selector, &name).await?;
     let mut s = Scenario {
         cluster,
         n,
@@ -194,7 +194,10 @@ impl Scenario<'_> {
         let n = self.n;
         window.record_writes(n, "restart", results);
         results.record(n, "restart.reconciles", self.op.reconciles().await?.0);
-        eprintln!("[bench] N={n}: after the restart {:?}", window.requests);
+        eprintln!(
+            "[bench] N={n}: operator requests after the restart {:?}",
+            window.operator
+        );
         Ok(())
     }
 
@@ -259,7 +262,13 @@ pub async fn idle_rss(
     let tenant = cluster.namespace_name("idle");
     cluster.create_namespace(&tenant, &[]).await?;
     let selector = Cluster::size_selector(n);
-    let mut op = Operator::start(&cluster.kubeconfig, &tenant, &selector, "operator-idle").await?;
+    let mut op = Operator::start(
+        &cluster.operator_kubeconfig,
+        &tenant,
+        &selector,
+        "operator-idle",
+    )
+    .await?;
     results.set_global("idle.rss_before", op.settled_rss_mib().await?);
     let secs = timed(cluster.create_unrelated(unrelated)).await?;
     eprintln!("[bench] created {unrelated} unrelated Secrets in {secs:.1} s");

@@ -1,12 +1,14 @@
 //! Measurement windows: what happened between two moments of a scenario.
-//! The apiserver's request counters split into what only the operator sends
-//! and what another client must have sent (GenericSecret GET, POST or DELETE
-//! beyond the bench's own: the operator only lists, watches and patches
-//! them); the changes the watches saw; the operator's CPU time and
-//! reconciles.
+//! The operator's own requests (exact, from its FlowSchemas, see
+//! `identity.rs`); the apiserver's cluster-wide request counters by code
+//! class, less the bench's own, with a count of what another client must
+//! have sent (GenericSecret GET, POST or DELETE beyond the bench's own: the
+//! operator only lists, watches and patches them); the changes the watches
+//! saw; the operator's CPU time and reconciles.
 
 use crate::changes::Changes;
 use crate::cluster::Cluster;
+use crate::identity;
 use crate::metrics::{self, Counters, delta, writes_to};
 use crate::operator::Operator;
 use crate::results::Results;
@@ -14,14 +16,17 @@ use crate::util::Result;
 
 /// The apiserver's counters and the watches' change counts at one moment.
 pub struct Counts {
+    operator: Counters,
     requests: Counters,
     changes: Counters,
 }
 
 impl Counts {
     pub async fn take(cluster: &Cluster, changes: &Changes) -> Result<Self> {
+        let text = cluster.apiserver_metrics().await?;
         Ok(Counts {
-            requests: cluster.apiserver_requests().await?,
+            operator: identity::operator_requests(cluster, &text),
+            requests: metrics::apiserver_requests(&text),
             changes: changes.snapshot(),
         })
     }
@@ -43,6 +48,7 @@ impl Counts {
             + 0.0;
         requests.retain(|key, value| is_operators(key) && *value != 0.0);
         Window {
+            operator: delta(&self.operator, &later.operator),
             requests,
             foreign,
             changes: delta(&self.changes, &later.changes),
@@ -65,23 +71,27 @@ fn is_foreign(key: &str) -> bool {
 }
 
 pub struct Window {
-    /// The operator's requests (see `is_operators`).
-    pub requests: Counters,
+    /// The operator's requests, by `resource VERB`.
+    pub operator: Counters,
+    /// Cluster-wide requests that should be the operator's (see `is_operators`).
+    requests: Counters,
     /// Requests another client sent: the counters are not the operator's alone.
     pub foreign: f64,
     changes: Counters,
 }
 
 impl Window {
-    /// Keeps the requests of `scenario` (per replica in the report) and
+    /// Keeps the requests of `scenario` (per replica in the report): the
+    /// operator's as `scenario`, the cluster-wide as `<scenario>.cluster`;
     /// records `<scenario>.foreign`.
     pub fn record_requests(self, n: usize, scenario: &str, results: &mut Results) {
         results.record(n, format!("{scenario}.foreign"), self.foreign);
-        results.record_requests(n, scenario, self.requests);
+        results.record_requests(n, scenario, self.operator);
+        results.record_requests(n, &format!("{scenario}.cluster"), self.requests);
     }
 
     /// Records the writes and changes of a window in which the bench wrote
-    /// nothing: `<prefix>.{secret,status,object}_writes` from the counters,
+    /// nothing: `<prefix>.{secret,status,object}_writes` of the operator,
     /// `<prefix>.{secret,object}_changes` from the watches, `<prefix>.foreign`.
     pub fn record_writes(&self, n: usize, prefix: &str, results: &mut Results) {
         let writes = [
@@ -90,7 +100,7 @@ impl Window {
             ("object_writes", "genericsecrets"),
         ];
         for (name, resource) in writes {
-            let count = writes_to(&self.requests, resource);
+            let count = writes_to(&self.operator, resource);
             results.record(n, format!("{prefix}.{name}"), count);
         }
         let changed = |resource: &str| {
