@@ -180,11 +180,10 @@ impl World<'_> {
             .find(|o| o.uid != f.uid && o.created < f.created)
     }
 
-    /// Why `f` may not write, if it may not.
+    /// Why `f` may not write, if it may not. The blocks that withdraw
+    /// replicas (the name or the slot is someone else's) come before an
+    /// invalid spec, which keeps the last good ones.
     pub fn blocked(&self, f: &Facts) -> Option<Blocked> {
-        if let Some(msg) = &f.invalid {
-            return Some(Blocked::InvalidSpec(msg.clone()));
-        }
         if let Some(msg) = self.wrong_namespace(f) {
             return Some(Blocked::WrongNamespace(msg));
         }
@@ -206,7 +205,7 @@ impl World<'_> {
                 return Some(Blocked::TenantWideQuotaExceeded { limit, position });
             }
         }
-        None
+        f.invalid.clone().map(Blocked::InvalidSpec)
     }
 
     fn wrong_namespace(&self, f: &Facts) -> Option<String> {

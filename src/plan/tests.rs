@@ -339,3 +339,50 @@ fn tenant_wide_does_not_wait_for_a_group_secret_without_its_source() {
     assert_eq!(p.targets[0].mode, Mode::Write);
     assert_eq!(p.wake_at, None, "nothing to poll for");
 }
+
+mod quota {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// (created, valid, being deleted, AI Core name index) of one object.
+    fn objects() -> impl Strategy<Value = Vec<(i64, bool, bool, u8)>> {
+        prop::collection::vec((0i64..20, any::<bool>(), any::<bool>(), 0u8..6), 0..10)
+    }
+
+    proptest! {
+        /// Never more tenant-wide objects hold replicas than the quota: an
+        /// object holds them when it plans, or when its block keeps the last
+        /// good ones (an invalid spec, say).
+        #[test]
+        fn never_more_than_the_quota_hold_replicas(specs in objects(), limit in 1usize..5) {
+            let all: Vec<Arc<GenericSecret>> = specs
+                .iter()
+                .enumerate()
+                .map(|(i, (created, valid, deleting, name))| {
+                    let mut gs = (*gsec(TENANT, &format!("o{i}"), Scope::TenantWide, *created)).clone();
+                    gs.spec.secret_name = Some(format!("name-{name}"));
+                    if !valid {
+                        gs.spec.data = Some(SecretData([("k".to_owned(), "***".to_owned())].into()));
+                    }
+                    if *deleting {
+                        gs.metadata.deletion_timestamp = Some(Time(at(30)));
+                    }
+                    Arc::new(gs)
+                })
+                .collect();
+            let rules = Rules { max_tenant_wide: limit, ..rules() };
+            let (objects, groups) = indexes(&all, &namespaces());
+            let world = World { rules: &rules, objects: &objects, groups: &groups, now: at(40) };
+            let holding = all
+                .iter()
+                .map(|gs| Facts::of(gs))
+                .filter(|f| f.live)
+                .filter(|f| match plan(f, &world) {
+                    Ok(_) => true,
+                    Err(blocked) => !blocked.withdraws_replicas(),
+                })
+                .count();
+            prop_assert!(holding <= limit, "{holding} hold replicas, quota {limit}");
+        }
+    }
+}
