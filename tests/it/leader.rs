@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
-use crate::harness::{TestNamespace, wait_for};
+use crate::harness::wait_for;
 use crate::operator::{Operator, REACT, Replica, generic_secret};
 
 const GROUPS: usize = 50;
@@ -54,15 +54,10 @@ async fn standby_of(op: &Operator) -> Replica {
     standby
 }
 
-async fn resource_groups(op: &Operator, n: usize) -> Vec<TestNamespace> {
-    let names: Vec<String> = (0..n).map(|i| format!("rg-{i:02}")).collect();
-    futures::future::join_all(names.iter().map(|name| op.resource_group(name))).await
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_standby_finishes_the_rotation_a_killed_leader_began() {
     let mut op = Operator::start(&["--leader-election"]).await;
-    let groups = resource_groups(&op, GROUPS).await;
+    let groups = op.resource_groups(GROUPS).await;
     let gs = generic_secret("fanout", Scope::TenantWide, &[("token", "v1")]);
     op.create(&op.tenant, &gs).await;
     let gs = op
@@ -123,7 +118,7 @@ async fn a_standby_finishes_the_rotation_a_killed_leader_began() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paused_leader_that_lost_the_lease_writes_nothing_and_exits() {
     let mut op = Operator::start(&["--leader-election"]).await;
-    let groups = resource_groups(&op, 2).await;
+    let groups = op.resource_groups(2).await;
     let gs = generic_secret("paused", Scope::TenantWide, &[("token", "v1")]);
     op.create(&op.tenant, &gs).await;
     op.wait_ready(&op.tenant, "paused", "True", "Replicated")
@@ -178,7 +173,7 @@ async fn a_leader_stopped_gracefully_hands_over_within_a_retry_period() {
     let mut args = vec!["--leader-election", "--retry-period", "1s"];
     args.extend(lease);
     let mut op = Operator::start(&args).await;
-    let groups = resource_groups(&op, 1).await;
+    let groups = op.resource_groups(1).await;
     let leader = wait_for("a leader", REACT, || holder(&op)).await;
     let standby = standby_of(&op).await;
 

@@ -3,6 +3,7 @@
 
 mod argocd;
 mod chart;
+mod faults;
 mod foundation;
 mod generic_secrets;
 mod harness;

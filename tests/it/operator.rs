@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use generic_secrets_operator::api::{GenericSecret, GenericSecretSpec, Scope, SecretData};
+use generic_secrets_operator::replicas;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -229,6 +230,31 @@ impl Operator {
             ],
         )
         .await
+    }
+
+    /// `n` resource groups `rg-00` … of this installation.
+    pub async fn resource_groups(&self, n: usize) -> Vec<TestNamespace> {
+        let names: Vec<String> = (0..n).map(|i| format!("rg-{i:02}")).collect();
+        futures::future::join_all(names.iter().map(|name| self.resource_group(name))).await
+    }
+
+    /// How many of this installation's replicas named `name` hold `data`
+    /// (decoded strings).
+    pub async fn replicas_holding(&self, name: &str, data: &[(&str, &str)]) -> usize {
+        let params = ListParams::default().labels(&replicas::selector(&self.tenant));
+        let list = Api::<Secret>::all(self.client.clone())
+            .list(&params)
+            .await
+            .expect("listing replicas");
+        let holds = |s: &Secret| {
+            data.iter().all(|(k, v)| {
+                s.data.as_ref().and_then(|d| d.get(*k)).map(|b| &b.0[..]) == Some(v.as_bytes())
+            })
+        };
+        list.items
+            .iter()
+            .filter(|s| s.metadata.name.as_deref() == Some(name) && holds(s))
+            .count()
     }
 
     /// A namespace of this installation that is not a resource group.
