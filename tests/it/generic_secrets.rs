@@ -619,7 +619,9 @@ async fn names_mapping_to_one_kubernetes_name_collide() {
 #[tokio::test(flavor = "multi_thread")]
 async fn secret_values_never_reach_logs_or_events() {
     const CANARY: &str = "canary-7f3a9c-do-not-log";
-    let op = Operator::start(&[]).await;
+    let mut op = Operator::configure(&[]).await;
+    // Everything at debug, the kube client's and HTTP stack's own logs too.
+    op.start_logging("debug");
     let a = op.resource_group("rg-a").await;
     op.create(
         &op.tenant,
@@ -641,8 +643,13 @@ async fn secret_values_never_reach_logs_or_events() {
         "the log is captured at all"
     );
     let encoded = crate::operator::b64(CANARY);
+    let gs = op.gsecs(&op.tenant).get("creds").await.expect("get");
+    let status = serde_json::to_string(&gs.status).expect("json");
+    let (_, metrics) = http_get(&op.http_addr().await, "/metrics").await;
     for needle in [CANARY, encoded.trim_end_matches('=')] {
         assert!(!logs.contains(needle), "secret value in the operator log");
+        assert!(!status.contains(needle), "secret value in status: {status}");
+        assert!(!metrics.contains(needle), "secret value in metrics");
         for ns in [op.tenant.clone(), a.name().to_owned()] {
             for event in events_about(&op, &ns, "creds").await {
                 assert!(!event.contains(needle), "secret value in an event: {event}");

@@ -54,6 +54,8 @@ pub struct Operator {
     /// Whom the operator runs as: admin unless `start_as` says otherwise.
     kubeconfig: PathBuf,
     log: PathBuf,
+    /// `RUST_LOG` of the process.
+    log_filter: String,
     child: Option<Child>,
 }
 
@@ -98,8 +100,15 @@ impl Operator {
             args,
             kubeconfig: control_plane().kubeconfig.clone(),
             log,
+            log_filter: operator_log_filter(),
             child: None,
         }
+    }
+
+    /// Starts the process logging with `RUST_LOG=filter`.
+    pub fn start_logging(&mut self, filter: &str) {
+        self.log_filter = filter.to_owned();
+        self.restart();
     }
 
     /// Starts the process with the credentials in `kubeconfig`.
@@ -122,7 +131,7 @@ impl Operator {
         Command::new(env!("CARGO_BIN_EXE_generic-secrets-operator"))
             .args(&self.args)
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", operator_log_filter())
+            .env("RUST_LOG", &self.log_filter)
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
             .stdin(Stdio::null())
