@@ -179,3 +179,76 @@ async fn adoption_takes_over_only_secrets_whose_owner_consented() {
     b.cleanup().await;
     op.cleanup().await;
 }
+
+/// Another field manager takes a replica's data over with a forced apply.
+async fn overwrite(op: &Operator, ns: &str) {
+    let patch = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "creds"},
+        "data": {"k": crate::operator::b64("intruder")},
+    });
+    let params = kube::api::PatchParams::apply("intruder").force();
+    // The replica may be gone for a moment (another round deleted it).
+    let _ = op
+        .secrets(ns)
+        .patch("creds", &params, &kube::api::Patch::Apply(&patch))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_writers_converge_and_never_touch_an_unmanaged_secret() {
+    let op = Operator::start(&[]).await;
+    let (a, b) = (
+        op.resource_group("rg-a").await,
+        op.resource_group("rg-b").await,
+    );
+    let c = op.resource_group("rg-c").await;
+    let flapping = op.plain_namespace().await;
+    let theirs = op
+        .secrets(c.name())
+        .create(
+            &PostParams::default(),
+            &plain_secret("creds", &[], "theirs"),
+        )
+        .await
+        .expect("create");
+    op.create(
+        &op.tenant,
+        &generic_secret("creds", Scope::TenantWide, &[("k", "ours")]),
+    )
+    .await;
+    op.wait_secret_data(a.name(), "creds", &[("k", "ours")])
+        .await;
+    for round in 0..10 {
+        overwrite(&op, a.name()).await;
+        let _ = op
+            .secrets(b.name())
+            .delete("creds", &DeleteParams::default())
+            .await;
+        let group = (round % 2 == 0).then_some("rg-flap");
+        crate::operator::label_namespace(flapping.name(), "aicore.dev/resource-group", group).await;
+        let flap = generic_secret("flap", Scope::TenantWide, &[("k", "f")]);
+        op.create(&op.tenant, &flap).await;
+        op.delete(&op.tenant, "flap").await;
+    }
+    for ns in [a.name(), b.name()] {
+        op.wait_secret_data(ns, "creds", &[("k", "ours")]).await;
+    }
+    // Ten rounds left the namespace unlabelled: no replica there, and none
+    // of the deleted objects anywhere.
+    op.wait_secret_absent(flapping.name(), "creds").await;
+    wait_for("no replica of the deleted objects", REACT, || async {
+        op.replicas_holding("flap", &[]).await == 0
+    })
+    .await;
+    let after = op.secrets(c.name()).get("creds").await.expect("get");
+    assert_eq!(
+        after.resource_version(),
+        theirs.resource_version(),
+        "an unmanaged Secret was touched"
+    );
+    for ns in [a, b, c, flapping] {
+        ns.cleanup().await;
+    }
+    op.cleanup().await;
+}
