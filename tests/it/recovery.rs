@@ -252,3 +252,31 @@ async fn concurrent_writers_converge_and_never_touch_an_unmanaged_secret() {
     }
     op.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn data_over_a_megabyte_is_an_invalid_spec_and_writes_nothing() {
+    let op = Operator::start(&[]).await;
+    let a = op.resource_group("rg-a").await;
+    // Just over 1 MiB decoded, still under the object size etcd stores.
+    let big = "x".repeat(520 * 1024);
+    let gs = generic_secret("big", Scope::ResourceGroup, &[("one", &big), ("two", &big)]);
+    op.create(a.name(), &gs).await;
+    let gs = op.wait_ready(a.name(), "big", "False", "InvalidSpec").await;
+    let message = gs
+        .ready_condition()
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("a Secret holds at most 1048576"),
+        "{message}"
+    );
+    assert!(
+        op.secrets(a.name())
+            .get_opt("big")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    a.cleanup().await;
+    op.cleanup().await;
+}

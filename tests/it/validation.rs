@@ -33,41 +33,55 @@ fn assert_rejected(ns: &str, spec: &str, message: &str) {
     );
 }
 
+/// Specs the apiserver refuses, with what its message must say.
+const REFUSED: &[(&str, &str)] = &[
+    ("  data: {token: 'not base64!'}\n", "spec.data.token"),
+    ("  data: {}\n", "should have at least 1 properties"),
+    (
+        "  data: {'bad/key': YQ==}\n",
+        "data keys must consist of alphanumerics",
+    ),
+    (
+        "  data: {k: YQ==}\n  labels: {team: ml}\n",
+        "label keys must start with ext.ai.sap.com/",
+    ),
+    (
+        "  data: {k: YQ==}\n  dataFrom: {secretRef: {name: src}}\n",
+        "exactly one of data or dataFrom must be set",
+    ),
+    (
+        "  scope: Everywhere\n  data: {k: YQ==}\n",
+        "Unsupported value",
+    ),
+    (
+        "  secretName: bad.name\n  data: {k: YQ==}\n",
+        "spec.secretName",
+    ),
+];
+
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_objects_are_refused_with_clear_messages() {
     install_crd();
     let ns = TestNamespace::new("validation").await;
     let ns_name = ns.name();
-    assert_rejected(
-        ns_name,
-        "  data: {token: 'not base64!'}\n",
-        "spec.data.token",
-    );
-    assert_rejected(ns_name, "  data: {}\n", "should have at least 1 properties");
-    assert_rejected(
-        ns_name,
-        "  data: {'bad/key': YQ==}\n",
-        "data keys must consist of alphanumerics",
-    );
-    assert_rejected(
-        ns_name,
-        "  data: {k: YQ==}\n  labels: {team: ml}\n",
-        "label keys must start with ext.ai.sap.com/",
-    );
-    assert_rejected(
-        ns_name,
-        "  data: {k: YQ==}\n  dataFrom: {secretRef: {name: src}}\n",
-        "exactly one of data or dataFrom must be set",
-    );
-    assert_rejected(
-        ns_name,
-        "  scope: Everywhere\n  data: {k: YQ==}\n",
-        "Unsupported value",
-    );
-    assert_rejected(
-        ns_name,
-        "  secretName: bad.name\n  data: {k: YQ==}\n",
-        "spec.secretName",
+    for (spec, message) in REFUSED {
+        assert_rejected(ns_name, spec, message);
+    }
+    let long = format!("  secretName: {}\n  data: {{k: YQ==}}\n", "a".repeat(254));
+    assert_rejected(ns_name, &long, "spec.secretName");
+    let long_name = manifest("  data: {k: YQ==}\n")
+        .replace("name: subject", &format!("name: {}", "a".repeat(254)));
+    let (ok, stderr) = apply(ns_name, &long_name);
+    assert!(!ok && stderr.contains("253"), "{stderr}");
+    // Nothing of it was stored.
+    let api: kube::Api<generic_secrets_operator::api::GenericSecret> =
+        kube::Api::namespaced(crate::harness::client().await, ns_name);
+    assert!(
+        api.list(&Default::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
     );
     ns.cleanup().await;
 }
