@@ -135,8 +135,7 @@ impl Cluster {
 
     /// GenericSecrets in `ns`, or in every namespace.
     pub fn gsecs(&self, ns: Option<&str>) -> Api<DynamicObject> {
-        let gvk = GroupVersionKind::gvk("aicore.dev", "v1alpha1", "GenericSecret");
-        let resource = ApiResource::from_gvk(&gvk);
+        let resource = gsec_resource();
         match ns {
             Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
             None => Api::all_with(self.client.clone(), &resource),
@@ -184,6 +183,15 @@ impl Cluster {
         })
         .await
     }
+}
+
+/// The GenericSecret kind, for `DynamicObject`s.
+pub fn gsec_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "aicore.dev",
+        "v1alpha1",
+        "GenericSecret",
+    ))
 }
 
 /// A Secret `ns/name` with 1 KiB of `tag`.

@@ -14,7 +14,6 @@
 //! N selects exactly N of them. Everything the bench creates is labelled
 //! `gso-bench=<run id>` and deleted at the end (not waited for).
 
-mod changes;
 mod cluster;
 mod identity;
 mod metrics;
@@ -27,6 +26,7 @@ mod results;
 mod scenarios;
 mod tables;
 mod util;
+mod watches;
 mod windows;
 
 use std::process::ExitCode;

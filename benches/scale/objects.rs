@@ -1,13 +1,15 @@
 //! GenericSecrets as plain JSON (`DynamicObject`), so the bench does not
-//! depend on the operator's internals: building them, and reading from the
-//! status whether the operator is done with them.
+//! depend on the operator's internals: building them, reading from the
+//! status whether the operator is done with them, and waiting for that.
 
 use base64::Engine;
+use kube::ResourceExt;
 use kube::api::{DynamicObject, ListParams};
 use serde_json::{Value, json};
 
 use crate::cluster::{BENCH_LABEL, Cluster};
 use crate::util::{POLL, Poll, Result, deadline, payload, poll_until};
+use crate::watches::Watches;
 
 /// Label telling the bench's sets of GenericSecrets apart.
 pub const SET_LABEL: &str = "gso-bench-set";
@@ -76,20 +78,28 @@ pub fn is_replicated(gs: &DynamicObject, n: usize) -> bool {
     all_true && is_current(gs)
 }
 
-/// Lists `set` (one LIST per poll) until `done` holds for `count` objects.
+/// Polls the bench's cache of its GenericSecrets until `done` holds for
+/// the `count` objects of `set` (in `ns`, or anywhere); returns them.
 pub async fn wait_set(
-    cluster: &Cluster,
+    watches: &Watches,
     ns: Option<&str>,
     set: &str,
     count: usize,
     n: usize,
     done: impl Fn(&DynamicObject) -> bool,
 ) -> Result<Vec<DynamicObject>> {
-    let api = cluster.gsecs(ns);
-    let params = set_selector(cluster, set);
     let what = format!("{count} GenericSecrets of set {set} to be done");
+    let in_set = |gs: &DynamicObject| {
+        gs.labels().get(SET_LABEL).map(String::as_str) == Some(set)
+            && ns.is_none_or(|ns| gs.namespace().as_deref() == Some(ns))
+    };
     poll_until(&what, deadline(n), POLL, || async {
-        let items = api.list(&params).await?.items;
+        let items: Vec<DynamicObject> = watches
+            .objects()
+            .iter()
+            .filter(|gs| in_set(gs))
+            .map(|gs| gs.as_ref().clone())
+            .collect();
         let finished = items.iter().filter(|gs| done(gs)).count();
         Ok(if items.len() == count && finished == count {
             Poll::Done(items)
@@ -101,7 +111,7 @@ pub async fn wait_set(
 }
 
 /// Waits until no GenericSecret of `set` is left.
-pub async fn wait_set_gone(cluster: &Cluster, set: &str, n: usize) -> Result<()> {
-    wait_set(cluster, None, set, 0, n, |_| true).await?;
+pub async fn wait_set_gone(watches: &Watches, set: &str, n: usize) -> Result<()> {
+    wait_set(watches, None, set, 0, n, |_| true).await?;
     Ok(())
 }

@@ -77,8 +77,8 @@ impl Operator {
             .stderr(log)
             .stdin(Stdio::null())
             .spawn()?;
-        self.child = Some(child);
-        self.addr = logged_addr(&log_path).await?;
+        let child = self.child.insert(child);
+        self.addr = logged_addr(child, &log_path).await?;
         let addr = self.addr.clone();
         poll_until(
             "the operator's /readyz",
@@ -201,19 +201,28 @@ fn log_dir() -> PathBuf {
 }
 
 /// The `fields.addr` of the operator's "serving /healthz" log line.
-async fn logged_addr(log: &Path) -> Result<String> {
+async fn logged_addr(child: &mut Child, log: &Path) -> Result<String> {
     poll_until(
         "the operator's listen address in its log",
         START,
         Duration::from_millis(50),
-        || async {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let addr = text
-                .lines()
-                .filter(|l| l.contains("serving /healthz"))
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .find_map(|v| v["fields"]["addr"].as_str().map(str::to_owned));
-            Ok(addr.map_or(Poll::Pending(log.display().to_string()), Poll::Done))
+        || {
+            let exited = child.try_wait();
+            async move {
+                if let Some(status) = exited? {
+                    let log = log.display();
+                    return Err(
+                        format!("the operator exited at start ({status}); see {log}").into(),
+                    );
+                }
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let addr = text
+                    .lines()
+                    .filter(|l| l.contains("serving /healthz"))
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .find_map(|v| v["fields"]["addr"].as_str().map(str::to_owned));
+                Ok(addr.map_or(Poll::Pending(log.display().to_string()), Poll::Done))
+            }
         },
     )
     .await

@@ -33,6 +33,9 @@ pub fn write(path: &Path, results: &Results) -> Result<()> {
         )?;
     chart
         .configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .x_label_formatter(&decade)
+        .y_label_formatter(&decade)
         .x_desc("resource groups N")
         .y_desc("seconds (median)")
         .draw()?;
@@ -79,10 +82,21 @@ fn series(results: &Results) -> Vec<Series> {
         ),
         (
             "many objects (2N resource-group objects)",
-            GREEN,
+            DARK_GREEN,
             points(results, median("many.secs")),
         ),
     ]
+}
+
+const DARK_GREEN: RGBColor = RGBColor(0, 140, 0);
+
+/// Labels at powers of ten only (a log axis gets many ticks).
+fn decade(v: &f64) -> String {
+    let exponent = v.log10().round();
+    match (v.log10() - exponent).abs() < 1e-9 {
+        true => format!("{v:.*}", (-exponent).max(0.0) as usize),
+        false => String::new(),
+    }
 }
 
 fn points(results: &Results, value: impl Fn(usize) -> Option<f64>) -> Vec<(f64, f64)> {

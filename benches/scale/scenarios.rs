@@ -25,7 +25,6 @@ use kube::ResourceExt;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::changes::Changes;
 use crate::cluster::Cluster;
 use crate::objects::{
     data, data_hash, generation, generic_secret, is_current, is_replicated, set_selector, wait_set,
@@ -34,6 +33,7 @@ use crate::objects::{
 use crate::operator::Operator;
 use crate::results::Results;
 use crate::util::{CONCURRENCY, POLL, Poll, Result, concurrently, deadline, poll_until, timed};
+use crate::watches::Watches;
 use crate::windows::{Counts, Usage};
 
 /// Tenant-wide objects in the rotation (the per-tenant maximum).
@@ -48,7 +48,7 @@ struct Scenario<'a> {
     n: usize,
     tenant: String,
     op: Operator,
-    changes: Changes,
+    watches: Watches,
 }
 
 /// Runs scenarios 2–7 for size `n`, repetition `rep`.
@@ -63,14 +63,14 @@ pub async fn run(
     cluster.create_namespace(&tenant, &[]).await?;
     let selector = Cluster::size_selector(n);
     let name = format!("operator-n{n}-r{rep}");
-    let changes = Changes::watch(cluster, &tenant);
+    let watches = Watches::start(cluster, &tenant).await?;
     let op = Operator::start(&cluster.operator_kubeconfig, &tenant, &selector, &name).await?;
     let mut s = Scenario {
         cluster,
         n,
         tenant,
         op,
-        changes,
+        watches,
     };
     s.fan_out(results).await?;
     s.rotation(results).await?;
@@ -90,7 +90,10 @@ impl Scenario<'_> {
         let secs = timed(async {
             self.create_all(vec![fan]).await?;
             let tenant = Some(self.tenant.as_str());
-            wait_set(cluster, tenant, "fan", 1, n, |gs| is_replicated(gs, n)).await?;
+            wait_set(&self.watches, tenant, "fan", 1, n, |gs| {
+                is_replicated(gs, n)
+            })
+            .await?;
             Ok(())
         })
         .await?;
@@ -116,7 +119,10 @@ impl Scenario<'_> {
             .collect::<Result<Vec<_>>>()?;
         self.create_all(wide).await?;
         let tenant = Some(self.tenant.as_str());
-        let old = wait_set(cluster, tenant, "wide", WIDE, n, |gs| is_replicated(gs, n)).await?;
+        let old = wait_set(&self.watches, tenant, "wide", WIDE, n, |gs| {
+            is_replicated(gs, n)
+        })
+        .await?;
         let old_hash: BTreeMap<String, Option<String>> = old
             .iter()
             .map(|gs| (gs.name_any(), data_hash(gs).map(str::to_owned)))
@@ -130,7 +136,7 @@ impl Scenario<'_> {
                 && old_hash.get(&name).and_then(Option::as_deref) != data_hash(gs)
                 && is_replicated(gs, n)
         };
-        wait_set(cluster, tenant, "wide", WIDE, n, rotated).await?;
+        wait_set(&self.watches, tenant, "wide", WIDE, n, rotated).await?;
         let secs = start.elapsed().as_secs_f64();
         let own = [("genericsecrets PATCH 2xx", WIDE as f64)];
         let window = before.until(&self.counts().await?, &own);
@@ -164,7 +170,7 @@ impl Scenario<'_> {
         let (usage, counts) = (Usage::take(&self.op).await?, self.counts().await?);
         let secs = timed(async {
             self.create_all(objects).await?;
-            wait_set(cluster, None, "many", 2 * n, n, is_current).await?;
+            wait_set(&self.watches, None, "many", 2 * n, n, is_current).await?;
             Ok(())
         })
         .await?;
@@ -233,7 +239,7 @@ impl Scenario<'_> {
             .await?;
         }
         for set in sets {
-            wait_set_gone(cluster, set, n).await?;
+            wait_set_gone(&self.watches, set, n).await?;
         }
         let what = format!("the replicas of tenant {} to be deleted", self.tenant);
         poll_until(&what, deadline(n), POLL * 5, || async {
@@ -246,7 +252,7 @@ impl Scenario<'_> {
     }
 
     async fn counts(&self) -> Result<Counts> {
-        Counts::take(self.cluster, &self.changes).await
+        Counts::take(self.cluster, &self.watches).await
     }
 }
 

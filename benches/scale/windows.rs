@@ -6,13 +6,13 @@
 //! operator only lists, watches and patches them); the changes the watches
 //! saw; the operator's CPU time and reconciles.
 
-use crate::changes::Changes;
 use crate::cluster::Cluster;
 use crate::identity;
 use crate::metrics::{self, Counters, delta, writes_to};
 use crate::operator::Operator;
 use crate::results::Results;
 use crate::util::Result;
+use crate::watches::Watches;
 
 /// The apiserver's counters and the watches' change counts at one moment.
 pub struct Counts {
@@ -22,12 +22,12 @@ pub struct Counts {
 }
 
 impl Counts {
-    pub async fn take(cluster: &Cluster, changes: &Changes) -> Result<Self> {
+    pub async fn take(cluster: &Cluster, watches: &Watches) -> Result<Self> {
         let text = cluster.apiserver_metrics().await?;
         Ok(Counts {
             operator: identity::operator_requests(cluster, &text),
             requests: metrics::apiserver_requests(&text),
-            changes: changes.snapshot(),
+            changes: watches.changes(),
         })
     }
 
