@@ -204,7 +204,12 @@ fn summary(config: &Config, results: &Results) -> String {
         "≤ 50 MiB",
         |v| v <= 50.0,
     );
-    let writes = ["secret_writes", "status_writes", "object_writes"];
+    let writes = [
+        "secret_writes",
+        "status_writes",
+        "object_writes",
+        "event_writes",
+    ];
     let changes = ["secret_changes", "object_changes"];
     out += &at.zero_row("writes after a no-op restart", "restart", &writes, &changes);
     out += "\nTimes are medians; counts that must be 0 are the worst repetition. The raw \

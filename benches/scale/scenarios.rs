@@ -6,16 +6,15 @@
 //!    replicas hold it;
 //! 4. many objects: 2N resource-group objects until all are ready, then a
 //!    quiet window in which nothing changes;
-//! 6. RSS once that has settled;
+//! 6. RSS once that has settled (before 5, which starts a new process);
 //! 5. no-op restart: the operator restarted on converged state must write
 //!    nothing;
-//! 7. apiserver requests of fan-out and rotation (recorded per repetition,
-//!    divided per replica by the report).
+//! 7. apiserver requests during 2, 3 and 4 (recorded per repetition, divided
+//!    per replica by the report).
 //!
-//! During these the bench itself only creates, patches, lists and deletes
-//! GenericSecrets: every Secret request and every status write the apiserver
-//! counts comes from the operator (or from another client of the shared
-//! control plane).
+//! The operator runs as its own ServiceAccount, so its requests are counted
+//! exactly (`identity.rs`); the bench itself only creates, patches and
+//! deletes GenericSecrets and watches them and the replicas.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

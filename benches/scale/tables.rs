@@ -215,6 +215,7 @@ fn window_rows(prefix: &str) -> Vec<Row> {
             "object_writes",
             "operator's writes to GenericSecrets (finalizers)",
         ),
+        ("event_writes", "operator's Events written"),
         ("secret_changes", "replica Secrets changed (watch)"),
         ("object_changes", "GenericSecrets changed (watch)"),
         (

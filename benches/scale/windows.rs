@@ -56,7 +56,8 @@ impl Counts {
     }
 }
 
-/// Requests that only the operator sends while a scenario runs.
+/// Requests on what the operator works on: besides the operator's, other
+/// clients' of a shared control plane and the bench's own replica watch.
 fn is_operators(key: &str) -> bool {
     key.starts_with("secrets ")
         || metrics::is_write_to(key, "genericsecrets")
@@ -76,7 +77,7 @@ pub struct Window {
     /// Cluster-wide requests that should be the operator's (see `is_operators`).
     requests: Counters,
     /// Requests another client sent: the counters are not the operator's alone.
-    pub foreign: f64,
+    foreign: f64,
     changes: Counters,
 }
 
@@ -91,13 +92,14 @@ impl Window {
     }
 
     /// Records the writes and changes of a window in which the bench wrote
-    /// nothing: `<prefix>.{secret,status,object}_writes` of the operator,
+    /// nothing: `<prefix>.{secret,status,object,event}_writes` of the operator,
     /// `<prefix>.{secret,object}_changes` from the watches, `<prefix>.foreign`.
     pub fn record_writes(&self, n: usize, prefix: &str, results: &mut Results) {
         let writes = [
             ("secret_writes", "secrets"),
             ("status_writes", "genericsecrets/status"),
             ("object_writes", "genericsecrets"),
+            ("event_writes", "events"),
         ];
         for (name, resource) in writes {
             let count = writes_to(&self.operator, resource);
