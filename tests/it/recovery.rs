@@ -280,3 +280,139 @@ async fn data_over_a_megabyte_is_an_invalid_spec_and_writes_nothing() {
     a.cleanup().await;
     op.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_step_is_counted_under_its_own_category() {
+    let op = Operator::start(&[]).await;
+    let a = op.resource_group("rg-a").await;
+    // An admission policy refuses every Secret write in this namespace.
+    let policy = deny_secrets(a.name());
+    op.create(
+        &op.tenant,
+        &generic_secret("creds", Scope::TenantWide, &[("k", "v")]),
+    )
+    .await;
+    let addr = op.http_addr().await;
+    let metrics = wait_for("a failed replica write in the metrics", REACT, || async {
+        let (_, metrics) = http_get(&addr, "/metrics").await;
+        metrics
+            .contains("reconcile_errors_total{category=\"write_replicas\"}")
+            .then_some(metrics)
+    })
+    .await;
+    assert!(!metrics.contains("category=\"finalizer\""), "{metrics}");
+    crate::harness::kubectl(["delete", "-f", &policy]);
+    a.cleanup().await;
+    op.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shadow_hands_its_secret_over_without_a_gap() {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let op = Operator::start(&["--override-interval", "10m"]).await;
+    let a = op.resource_group("rg-a").await;
+    op.create(
+        &op.tenant,
+        &generic_secret("creds", Scope::TenantWide, &[("k", "wide")]),
+    )
+    .await;
+    op.create(
+        a.name(),
+        &generic_secret("creds", Scope::ResourceGroup, &[("k", "own")]),
+    )
+    .await;
+    op.wait_secret_data(a.name(), "creds", &[("k", "own")])
+        .await;
+    let config = watcher::Config::default().fields("metadata.name=creds");
+    let mut seen = watcher(op.secrets(a.name()), config).boxed();
+    op.delete(a.name(), "creds").await;
+    // Until the tenant-wide data is in place, the Secret is never deleted
+    // (its owner reference to the object going away is dropped first).
+    let wide = |s: &k8s_openapi::api::core::v1::Secret| {
+        let value = s.data.as_ref().and_then(|d| d.get("k"));
+        value.map(|v| v.0.as_slice()) == Some(b"wide".as_slice())
+    };
+    let handed_over = tokio::time::timeout(REACT, async {
+        while let Some(event) = seen.next().await {
+            match event {
+                Ok(watcher::Event::Delete(_)) => return Err("the Secret was deleted"),
+                Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) if wide(&s) => {
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        Err("the watch ended")
+    })
+    .await;
+    assert_eq!(
+        handed_over,
+        Ok(Ok(())),
+        "the tenant-wide data in place without a gap"
+    );
+    // Once the resource-group object is gone, the Secret no longer points
+    // at it, so the garbage collector has nothing to delete.
+    crate::harness::wait_deleted(&op.gsecs(a.name()), "creds", REACT).await;
+    let secret = op.secrets(a.name()).get("creds").await.expect("get");
+    assert!(wide(&secret));
+    assert!(
+        secret
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
+    a.cleanup().await;
+    op.cleanup().await;
+}
+
+/// A ValidatingAdmissionPolicy (and binding) denying Secret writes in
+/// `namespace`, active when this returns; returns its manifest path.
+fn deny_secrets(namespace: &str) -> String {
+    let name = format!("deny-secrets-{namespace}");
+    let manifest = format!(
+        "apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: {name}}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - {{apiGroups: [''], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [secrets]}}
+  validations: [{{expression: 'false', reason: Forbidden, message: secrets are frozen here}}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {{name: {name}}}
+spec:
+  policyName: {name}
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {namespace}}}}}
+"
+    );
+    let path = crate::harness::scratch_dir().join(format!("{name}.yaml"));
+    std::fs::write(&path, manifest).expect("writing the policy");
+    let path = path.to_string_lossy().into_owned();
+    let out = crate::harness::kubectl(["apply", "-f", &path]);
+    crate::harness::expect_success(&out, "applying the admission policy");
+    // Policies take effect shortly after they are created.
+    let probe = [
+        "create",
+        "secret",
+        "generic",
+        "probe",
+        "-n",
+        namespace,
+        "--dry-run=server",
+    ];
+    for _ in 0..100 {
+        let out = crate::harness::kubectl(probe);
+        if String::from_utf8_lossy(&out.stderr).contains("frozen") {
+            return path;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("the admission policy did not take effect");
+}
