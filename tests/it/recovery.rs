@@ -309,7 +309,7 @@ async fn a_failed_step_is_counted_under_its_own_category() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shadow_hands_its_secret_over_without_a_gap() {
     use futures::StreamExt;
-    use kube::runtime::{WatchStreamExt, watcher};
+    use kube::runtime::watcher;
     let op = Operator::start(&["--override-interval", "10m"]).await;
     let a = op.resource_group("rg-a").await;
     op.create(
