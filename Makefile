@@ -28,11 +28,16 @@ up: control-plane
 down:
 	$(CP_DIR)/down.sh
 
-## Build the control plane, start it, run every test. With CI set the control
-## plane is stopped afterwards; cargo's exit code is kept either way.
+## Build the control plane, start it, run every test; then, one at a time,
+## the fault tests that restart the control plane (tests/it/faults.rs). With
+## CI set the control plane is stopped afterwards; cargo's exit code is kept.
 test: control-plane
 	$(CP_DIR)/up.sh >/dev/null
-	rc=0; GSO_TEST_KUBECONFIG="$(CURDIR)/$(KUBECONFIG_ADMIN)" cargo test --locked || rc=$$?; \
+	export GSO_TEST_KUBECONFIG="$(CURDIR)/$(KUBECONFIG_ADMIN)"; \
+	rc=0; cargo test --locked || rc=$$?; \
+	if [[ $$rc -eq 0 ]]; then \
+	  cargo test --locked --test it faults:: -- --ignored --test-threads=1 --nocapture || rc=$$?; \
+	fi; \
 	if [[ -n "$${CI:-}" ]]; then $(CP_DIR)/down.sh; fi; \
 	exit $$rc
 

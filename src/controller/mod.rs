@@ -91,6 +91,8 @@ pub enum Error {
     PatchStatus(#[source] kube::Error),
     #[error("writing replicas failed in some namespaces (see status)")]
     Replicas,
+    #[error("the apiserver did not answer some replica writes")]
+    Unreachable,
     #[error("deleting replicas")]
     DeleteReplica(#[source] kube::Error),
     #[error("adding the finalizer")]
@@ -100,12 +102,28 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the apiserver did not answer (an outage), rather than refuse:
+    /// then a retry soon is cheap and likely to work.
+    pub fn unreachable(&self) -> bool {
+        let no_answer = |e: &kube::Error| !matches!(e, kube::Error::Api(_));
+        match self {
+            Error::Unreachable => true,
+            Error::ReadSource(e)
+            | Error::PatchStatus(e)
+            | Error::DeleteReplica(e)
+            | Error::AddFinalizer(e)
+            | Error::RemoveFinalizer(e) => no_answer(e),
+            Error::Replicas => false,
+        }
+    }
+
     /// Bounded name of the failed step, for logs and metrics.
     pub fn category(&self) -> &'static str {
         match self {
             Error::ReadSource(_) => "read_source",
             Error::PatchStatus(_) => "patch_status",
             Error::Replicas => "write_replicas",
+            Error::Unreachable => "unreachable",
             Error::DeleteReplica(_) => "delete_replica",
             Error::AddFinalizer(_) => "add_finalizer",
             Error::RemoveFinalizer(_) => "remove_finalizer",
@@ -160,6 +178,9 @@ async fn dispatch(gs: &GenericSecret, ctx: &Context) -> Result<Action, Error> {
     reconcile::apply(gs, ctx).await
 }
 
+/// Retry delay while the apiserver does not answer.
+const UNREACHABLE_RETRY: Duration = Duration::from_secs(1);
+
 /// Report a failed reconcile once (log + Warning event) and back off.
 fn error_policy(gs: Arc<GenericSecret>, error: &Error, ctx: Arc<Context>) -> Action {
     let chain = error_chain(error);
@@ -169,6 +190,11 @@ fn error_policy(gs: Arc<GenericSecret>, error: &Error, ctx: Arc<Context>) -> Act
         .get_or_create(&ErrorLabels { category })
         .inc();
     tracing::warn!(object = %replicas::object_key(&gs), category, error = %chain, "reconcile failed");
+    // An outage ends by itself: retry every second, so that reconciling
+    // resumes right after it (and no event: it could not be published).
+    if error.unreachable() {
+        return Action::requeue(UNREACHABLE_RETRY);
+    }
     let attempts = ctx
         .failures
         .lock()
@@ -183,7 +209,7 @@ fn error_policy(gs: Arc<GenericSecret>, error: &Error, ctx: Arc<Context>) -> Act
         ctx2.publish(&gs, EventType::Warning, "ReconcileFailed", &chain)
             .await;
     });
-    // 1 s, 2 s, 4 s … capped at 5 minutes.
+    // A refusal backs off: 1 s, 2 s, 4 s … capped at 5 minutes.
     let secs = 1u64 << attempts.min(9).saturating_sub(1);
     Action::requeue(Duration::from_secs(secs.min(300)))
 }

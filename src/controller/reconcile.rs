@@ -51,6 +51,9 @@ pub async fn apply(gs: &GenericSecret, ctx: &Context) -> Result<Action, Error> {
     {
         return Err(Error::Replicas);
     }
+    if outcomes.iter().any(|(_, o)| *o == Outcome::Pending) {
+        return Err(Error::Unreachable);
+    }
     Ok(ctx.requeue_until(plan.wake_at, now))
 }
 

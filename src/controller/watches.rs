@@ -88,6 +88,7 @@ pub fn generic_secrets(
         rules,
         buffer: None,
         synced,
+        failing: false,
     };
     let stream = watcher(api)
         .modify(keep_last_change)
@@ -95,13 +96,16 @@ pub fn generic_secrets(
         .map(move |event| {
             let woken = match &event {
                 Ok(e) => {
+                    let mut woken = index.on_event(e);
                     if works(&event) {
                         health.watch_ok("GenericSecret");
+                        woken.extend(index.recovered());
                     }
-                    index.on_event(e)
+                    woken
                 }
                 Err(e) => {
                     health.watch_failed("GenericSecret", e);
+                    index.failing = true;
                     HashSet::new()
                 }
             };
@@ -164,6 +168,8 @@ struct ObjectWatch {
     rules: Rules,
     buffer: Option<Objects>,
     synced: watch::Sender<bool>,
+    /// The watch failed since its last event (the apiserver was away).
+    failing: bool,
 }
 
 impl ObjectWatch {
@@ -175,17 +181,33 @@ impl ObjectWatch {
                     buffer.upsert(Facts::of(gs));
                 }
             }
-            // The controller reconciles every listed object anyway.
+            // After a re-list (an outage, a `410 Gone`), every object looks
+            // again at once: changes may have passed unseen, and the re-listed
+            // objects do not pass the self-trigger filter. The first list is
+            // reconciled by the controller anyway.
             Event::InitDone => {
-                if let Some(buffer) = self.buffer.take() {
-                    write(&self.indexes).objects = buffer;
-                }
+                let relisted = *self.synced.borrow();
                 self.synced.send_replace(true);
+                if let Some(buffer) = self.buffer.take() {
+                    let keys = relisted.then(|| buffer.keys().cloned().collect());
+                    write(&self.indexes).objects = buffer;
+                    return keys.unwrap_or_default();
+                }
             }
             Event::Apply(gs) => return self.change(Key::from(gs), Some(Facts::of(gs))),
             Event::Delete(gs) => return self.change(Key::from(gs), None),
         }
         HashSet::new()
+    }
+
+    /// The watch works again after failing: every object looks again now,
+    /// rather than when its retry backoff (grown during the outage) ends.
+    fn recovered(&mut self) -> HashSet<Key> {
+        if !std::mem::take(&mut self.failing) {
+            return HashSet::new();
+        }
+        let indexes = self.indexes.read().unwrap_or_else(|e| e.into_inner());
+        indexes.objects.keys().cloned().collect()
     }
 
     fn change(&mut self, key: Key, new: Option<Facts>) -> HashSet<Key> {

@@ -139,6 +139,11 @@ async fn ensure_replica(
             "the apiserver refused Secret {}/{name}: {}; change the GenericSecret to fix it",
             target.namespace, s.message
         )),
+        // No answer (the apiserver is away): still to be written.
+        Err(e) if !matches!(e, kube::Error::Api(_)) => {
+            tracing::debug!(namespace = %target.namespace, secret = %name, error = %e, "apiserver unreachable");
+            Outcome::Pending
+        }
         Err(e) => Outcome::Failed(format!("writing Secret {}/{name}: {e}", target.namespace)),
     }
 }

@@ -133,6 +133,10 @@ impl Objects {
         self.facts.len()
     }
 
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.facts.keys()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.facts.is_empty()
     }
