@@ -57,8 +57,9 @@ struct RunArgs {
     /// (more only queues up in the apiserver).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     write_concurrency: u16,
-    /// GenericSecrets reconciled at once.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    /// GenericSecrets reconciled at once (their replica writes share
+    /// --write-concurrency; their other writes are one at a time each).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     reconcile_concurrency: u16,
     #[arg(long, value_enum, default_value = "json")]
     log_format: telemetry::LogFormat,

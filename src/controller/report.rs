@@ -42,14 +42,15 @@ pub async fn patch_status(
     if let Some((reason, ready, message)) =
         after.filter(|a| before.as_ref().map(|b| &b.0) != Some(&a.0))
     {
-        // Progress and intended shadowing are normal; blocked or failing is not.
+        // Progress and intended shadowing are normal; blocked or failing is
+        // not. A new object's first normal status is no news (its status
+        // says it), and an event more per object would be a write more.
         let normal = ready == "True" || matches!(reason.as_str(), "Progressing" | "Shadowed");
-        let kind = if normal {
-            EventType::Normal
-        } else {
-            EventType::Warning
-        };
-        ctx.publish(gs, kind, &reason, &message).await;
+        match (normal, before.is_some()) {
+            (false, _) => ctx.publish(gs, EventType::Warning, &reason, &message).await,
+            (true, true) => ctx.publish(gs, EventType::Normal, &reason, &message).await,
+            (true, false) => {}
+        }
     }
     Ok(())
 }

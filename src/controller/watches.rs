@@ -140,13 +140,13 @@ where
     watcher::watcher(api, config).backoff(backoff())
 }
 
-/// What of an object wakes the object itself: its spec (generation),
-/// deletion and finalizers, not its status, which it writes itself.
+/// What of an object wakes the object itself: its spec (generation) and its
+/// deletion; not its status nor its finalizers, which it writes itself
+/// (and goes on reconciling after adding the finalizer).
 fn self_trigger(gs: &GenericSecret) -> Option<u64> {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     gs.metadata.generation.hash(&mut hasher);
     gs.metadata.deletion_timestamp.is_some().hash(&mut hasher);
-    gs.finalizers().hash(&mut hasher);
     Some(hasher.finish())
 }
 
