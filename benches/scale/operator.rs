@@ -147,15 +147,7 @@ impl Operator {
 
     /// User plus system CPU time so far, seconds.
     pub fn cpu_seconds(&self) -> Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()?))?;
-        // Fields after the command name (which may hold spaces): state is
-        // field 3, utime 14 and stime 15.
-        let (_, rest) = stat.rsplit_once(") ").ok_or("malformed /proc/<pid>/stat")?;
-        let fields: Vec<&str> = rest.split(' ').collect();
-        let ticks = |i: usize| -> Result<f64> {
-            Ok(fields.get(i).ok_or("short /proc/<pid>/stat")?.parse()?)
-        };
-        Ok((ticks(11)? + ticks(12)?) / CLK_TCK)
+        cpu_seconds(&self.pid()?.to_string())
     }
 
     /// Resident set size, MiB.
@@ -248,4 +240,27 @@ async fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
         .and_then(|s| s.parse().ok())
         .ok_or("no HTTP status")?;
     Ok((status, body.to_owned()))
+}
+
+/// User plus system CPU time so far of process `pid` (or `self`), seconds.
+pub fn cpu_seconds(pid: &str) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces): state is
+    // field 3, utime 14 and stime 15.
+    let (_, rest) = stat.rsplit_once(") ").ok_or("malformed /proc/<pid>/stat")?;
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks =
+        |i: usize| -> Result<f64> { Ok(fields.get(i).ok_or("short /proc/<pid>/stat")?.parse()?) };
+    Ok((ticks(11)? + ticks(12)?) / CLK_TCK)
+}
+
+/// CPU seconds so far of kube-apiserver plus etcd (by their recorded PIDs).
+pub fn control_plane_cpu() -> Result<f64> {
+    let run = crate::util::root().join("target/control-plane/run");
+    let mut total = 0.0;
+    for component in ["kube-apiserver", "etcd"] {
+        let pid = std::fs::read_to_string(run.join(format!("{component}.pid")))?;
+        total += cpu_seconds(pid.trim())?;
+    }
+    Ok(total)
 }

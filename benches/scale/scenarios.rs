@@ -127,6 +127,7 @@ impl Scenario<'_> {
             .map(|gs| (gs.name_any(), data_hash(gs).map(str::to_owned)))
             .collect();
         let before = self.counts().await?;
+        let usage = Usage::take(&self.op).await?;
         let start = Instant::now();
         let generations = self.rotate(&old).await?;
         let rotated = |gs: &DynamicObject| {
@@ -137,6 +138,7 @@ impl Scenario<'_> {
         };
         wait_set(&self.watches, tenant, "wide", WIDE, n, rotated).await?;
         let secs = start.elapsed().as_secs_f64();
+        usage.record_until(&Usage::take(&self.op).await?, n, "rotation", results);
         let own = [("genericsecrets PATCH 2xx", WIDE as f64)];
         let window = before.until(&self.counts().await?, &own);
         results.record(n, "rotation.secs", secs);

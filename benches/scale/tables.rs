@@ -151,7 +151,7 @@ fn row(key: &str, label: &str, unit: Unit) -> Row {
 }
 
 fn raw_and_times(results: &Results) -> String {
-    use Unit::Secs;
+    use Unit::{Count, Secs};
     let mut out = String::from(
         "\n## 1. Raw client baseline\n\nThe bench's client writing 1 KiB Secrets, one per \
          resource group unless stated; deletes are untimed.\n\n",
@@ -169,6 +169,11 @@ fn raw_and_times(results: &Results) -> String {
                 "create + 2 applies for 2N, concurrency 32",
                 Secs,
             ),
+            row(
+                "raw.objects2n",
+                "2N GenericSecrets: create, finalizer, Secret, status, concurrency 32",
+                Secs,
+            ),
         ],
     );
     out += "\n## 2. Fan-out\n\nOne tenant-wide object created; time until its \
@@ -178,7 +183,19 @@ fn raw_and_times(results: &Results) -> String {
     out += "\n## 3. Rotation\n\n5 tenant-wide objects replicated, then new data for all 5 \
             at once (concurrent patches); time until all 5 report the new generation and \
             data hash with every resource group `true`.\n\n";
-    out += &measurements(results, &[row("rotation.secs", "rotation", Secs)]);
+    out += &measurements(
+        results,
+        &[
+            row("rotation.secs", "rotation", Secs),
+            row("rotation.cpu", "operator CPU seconds", Count),
+            row(
+                "rotation.cp_cpu",
+                "kube-apiserver + etcd CPU seconds",
+                Count,
+            ),
+            row("rotation.bench_cpu", "bench CPU seconds", Count),
+        ],
+    );
     out
 }
 
@@ -195,6 +212,12 @@ fn many_objects(config: &Config, results: &Results) -> String {
     let mut rows = vec![
         row("many.secs", "all 2N ready", Secs),
         row("many.cpu", "operator CPU seconds until then", Count),
+        row(
+            "many.cp_cpu",
+            "kube-apiserver + etcd CPU seconds until then",
+            Count,
+        ),
+        row("many.bench_cpu", "bench CPU seconds until then", Count),
         row("many.reconciles", "successful reconciles until then", Count),
         row("many.failed", "failed reconciles until then", Count),
         row("quiet.cpu", "quiet window: operator CPU seconds", Count),

@@ -120,11 +120,14 @@ impl Window {
     }
 }
 
-/// The operator's CPU seconds and reconciles at one moment.
+/// The operator's CPU seconds and reconciles, and the CPU seconds of the
+/// control plane (kube-apiserver + etcd) and of the bench, at one moment.
 pub struct Usage {
     cpu: f64,
     ok: f64,
     failed: f64,
+    control_plane: f64,
+    bench: f64,
 }
 
 impl Usage {
@@ -134,6 +137,8 @@ impl Usage {
             cpu: op.cpu_seconds()?,
             ok,
             failed,
+            control_plane: crate::operator::control_plane_cpu()?,
+            bench: crate::operator::cpu_seconds("self")?,
         })
     }
 
@@ -142,5 +147,8 @@ impl Usage {
         results.record(n, format!("{prefix}.cpu"), later.cpu - self.cpu);
         results.record(n, format!("{prefix}.reconciles"), later.ok - self.ok);
         results.record(n, format!("{prefix}.failed"), later.failed - self.failed);
+        let control_plane = later.control_plane - self.control_plane;
+        results.record(n, format!("{prefix}.cp_cpu"), control_plane);
+        results.record(n, format!("{prefix}.bench_cpu"), later.bench - self.bench);
     }
 }

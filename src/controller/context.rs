@@ -66,6 +66,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Pending targets per object as last reported, behind the gauge.
     pub pending: Mutex<HashMap<Key, i64>>,
+    /// When the last progress status was written, by any object: progress
+    /// writes of big fan-outs are expensive, so they share one per interval.
+    pub last_progress: Mutex<Option<std::time::Instant>>,
 }
 
 impl Context {
@@ -97,6 +100,19 @@ impl Context {
             .map_or(resync, |d| d.min(resync));
         // A little past the due time, so the clock has surely passed it.
         Action::requeue(wait + Duration::from_millis(50))
+    }
+
+    /// Whether a progress status may be written now (at most one per
+    /// `interval` across all objects); takes the slot if so.
+    pub fn take_progress_slot(&self, interval: Duration) -> bool {
+        let Ok(mut last) = self.last_progress.lock() else {
+            return false;
+        };
+        if last.is_some_and(|t| t.elapsed() < interval) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        true
     }
 
     /// Record how many targets of `object` still wait for the current data.

@@ -286,6 +286,7 @@ pub async fn run(client: Client, config: Config, health: Health) {
         failures: Default::default(),
         metrics: health.metrics.clone(),
         pending: Default::default(),
+        last_progress: Default::default(),
         config,
     });
     // Ready once the GenericSecret watch has synced too (kube's own

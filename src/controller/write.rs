@@ -55,7 +55,8 @@ pub fn observe(
 }
 
 /// Write every pending target; the map in status turns true as they land,
-/// at most one status write per [`PROGRESS_INTERVAL`].
+/// at most one progress write per [`PROGRESS_INTERVAL`] (shared by all
+/// objects writing at once).
 pub async fn targets(
     gs: &GenericSecret,
     plan: &Plan,
@@ -80,7 +81,8 @@ pub async fn targets(
     while let Some((i, outcome)) = writes.next().await {
         outcomes[i].1 = outcome;
         done += 1;
-        if done < total && last_report.elapsed() >= PROGRESS_INTERVAL {
+        let due = done < total && last_report.elapsed() >= PROGRESS_INTERVAL;
+        if due && ctx.take_progress_slot(PROGRESS_INTERVAL) {
             let progress = status::replicated_status(gs, plan, &outcomes, &payload.hash, ctx.now());
             report::patch_status(gs, ctx, reported, progress).await?;
             last_report = Instant::now();

@@ -143,9 +143,11 @@ fn conflict_and_shadow_are_not_ready_with_reasons() {
     ];
     let s = replicated_status(&gs, &p, &shadowed, "sha256:x", at(0));
     assert_eq!(ready(&s), ("False", "Shadowed"));
-    assert_eq!(s.resource_groups[1].state, TargetState::Shadowed);
+    // A tenant-wide object details only the resource groups that need a word.
+    assert_eq!(s.resource_groups.len(), 1);
+    assert_eq!(s.resource_groups[0].state, TargetState::Shadowed);
     assert!(
-        s.resource_groups[1]
+        s.resource_groups[0]
             .message
             .as_deref()
             .unwrap_or_default()
