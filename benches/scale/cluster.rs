@@ -160,6 +160,26 @@ impl Cluster {
     /// Drops the finalizers of GenericSecrets left behind (a failed run:
     /// no operator will remove them), then deletes the bench's namespaces
     /// without waiting for them to go.
+    /// Waits until no namespace of an earlier run is still being deleted:
+    /// the controller manager deleting a thousand namespaces would compete
+    /// for the cores with what this run measures.
+    pub async fn wait_quiet(&self) -> Result<()> {
+        let earlier = ListParams::default().labels(BENCH_LABEL);
+        let namespaces = Api::<Namespace>::all(self.client.clone());
+        let started = std::time::Instant::now();
+        loop {
+            let left = namespaces.list_metadata(&earlier).await?.items.len();
+            if left == 0 {
+                return Ok(());
+            }
+            if started.elapsed() > std::time::Duration::from_secs(900) {
+                return Err(format!("{left} namespaces of earlier runs still exist").into());
+            }
+            eprintln!("[bench] waiting for {left} namespaces of earlier runs to go");
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        }
+    }
+
     pub async fn cleanup(&self) -> Result<()> {
         let mine = ListParams::default().labels(&format!("{BENCH_LABEL}={}", self.run_id));
         let left = self.gsecs(None).list_metadata(&mine).await?.items;

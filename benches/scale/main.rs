@@ -92,6 +92,7 @@ async fn run() -> Result<()> {
     let config = Config::from_env()?;
     let run_id = format!("{:x}", jiff::Timestamp::now().as_second() % 0x100_0000);
     let mut cluster = Cluster::connect(run_id).await?;
+    cluster.wait_quiet().await?;
     eprintln!("[bench] run {}: sizes {:?}", cluster.run_id, config.sizes);
     let measured = match identity::setup(&cluster).await {
         Ok(kubeconfig) => {

@@ -209,7 +209,9 @@ pub struct GenericSecretStatus {
     /// (AI Core shape; TenantWide only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_group_secret_replication_status: Option<BTreeMap<String, bool>>,
-    /// One entry per target namespace.
+    /// Detail per target namespace: the one target of a Tenant or
+    /// ResourceGroup object; for a TenantWide object only the targets that
+    /// need a word (shadowed, in conflict, failed), the map has them all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_groups: Vec<TargetStatus>,
     /// `<replicated>/<targets>`, for the printer column.
