@@ -192,6 +192,12 @@ async fn write_over(
         .await?;
     let written = record(ctx, &written, live.resource_version.as_deref());
     remove_foreign_fields(api, &written, desired, hash, ctx).await?;
+    if written.owner_references.is_some() && desired.metadata.owner_references.is_none() {
+        // Taken over from a resource-group object (an override): its owner
+        // reference came with the create, so the apply kept it, and the
+        // garbage collector would delete this Secret with that object.
+        release_owner(ctx, &written).await?;
+    }
     tracing::info!(namespace = %live.namespace, secret = %live.name, "replica written");
     ctx.metrics.wrote(WriteKind::Applied);
     Ok(Outcome::Written)

@@ -416,3 +416,43 @@ spec:
     }
     panic!("the admission policy did not take effect");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_overriding_tenant_wide_object_drops_the_shadows_owner_reference() {
+    let op = Operator::start(&["--override-interval", "2s"]).await;
+    let a = op.resource_group("rg-a").await;
+    op.create(
+        &op.tenant,
+        &generic_secret("creds", Scope::TenantWide, &[("k", "wide")]),
+    )
+    .await;
+    op.create(
+        a.name(),
+        &generic_secret("creds", Scope::ResourceGroup, &[("k", "own")]),
+    )
+    .await;
+    op.wait_secret_data(a.name(), "creds", &[("k", "own")])
+        .await;
+    // The override: the tenant-wide data in the shadow's Secret, and with
+    // it no owner reference to the shadow, which the garbage collector
+    // would follow when the shadow goes.
+    let overridden = op
+        .wait_secret_data(a.name(), "creds", &[("k", "wide")])
+        .await;
+    let api = op.secrets(a.name());
+    wait_for("the shadow's owner reference dropped", REACT, || async {
+        let secret = api.get("creds").await.map_err(|e| e.to_string())?;
+        let owners = secret.metadata.owner_references.unwrap_or_default();
+        owners.is_empty().then_some(()).ok_or(format!("{owners:?}"))
+    })
+    .await;
+    op.delete(a.name(), "creds").await;
+    crate::harness::wait_deleted(&op.gsecs(a.name()), "creds", REACT).await;
+    let kept = api
+        .get("creds")
+        .await
+        .expect("the Secret outlives the shadow");
+    assert_eq!(kept.metadata.uid, overridden.metadata.uid);
+    a.cleanup().await;
+    op.cleanup().await;
+}
