@@ -98,10 +98,6 @@ fn parse_duration(s: &str) -> Result<SignedDuration, String> {
     Ok(d)
 }
 
-/// See the `mimalloc` entry in Cargo.toml.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Retry delay for a missing `dataFrom` source Secret.
 const SOURCE_RETRY: Duration = Duration::from_secs(10);
 

@@ -9,7 +9,8 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::replicas::{Replica, Replicas};
 use super::*;
-use crate::api::{GenericSecretSpec, GenericSecretStatus, SecretData};
+use crate::api::{GenericSecretStatus, SecretData};
+use crate::plan::tests::generic_secret as gsec;
 use crate::plan::{Rules, World, deps};
 use crate::replicas::{MANAGED_BY_LABEL, MANAGER, OWNER_ANNOTATION, TENANT_LABEL};
 
@@ -21,27 +22,6 @@ fn rules() -> Rules {
         override_interval: SignedDuration::from_secs(60),
         max_tenant_wide: 1,
     }
-}
-
-fn gsec(ns: &str, name: &str, scope: Scope, created: i64) -> GenericSecret {
-    let mut gs = GenericSecret::new(
-        name,
-        GenericSecretSpec {
-            scope,
-            secret_name: None,
-            type_: "Opaque".into(),
-            data: Some(SecretData([("k".to_owned(), "YQ==".to_owned())].into())),
-            data_from: None,
-            labels: BTreeMap::new(),
-        },
-    );
-    gs.metadata.namespace = Some(ns.into());
-    gs.metadata.uid = Some(format!("{ns}/{name}"));
-    gs.metadata.generation = Some(1);
-    gs.metadata.creation_timestamp = Timestamp::from_second(1_700_000_000 + created)
-        .ok()
-        .map(Time);
-    gs
 }
 
 fn group(name: &str, id: &str) -> Namespace {

@@ -379,4 +379,4 @@ pub fn successor_in(f: &Facts, namespace: &str, world: &World<'_>) -> Option<Key
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

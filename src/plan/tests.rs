@@ -24,7 +24,9 @@ fn at(secs: i64) -> Timestamp {
     Timestamp::from_second(1_700_000_000 + secs).expect("valid time")
 }
 
-fn gsec(ns: &str, name: &str, scope: Scope, created: i64) -> Arc<GenericSecret> {
+/// A valid GenericSecret `ns/name` created `created` seconds after the
+/// tests' epoch (uid `ns/name`, generation 1); shared with the index tests.
+pub(crate) fn generic_secret(ns: &str, name: &str, scope: Scope, created: i64) -> GenericSecret {
     let mut gs = GenericSecret::new(
         name,
         GenericSecretSpec {
@@ -40,7 +42,11 @@ fn gsec(ns: &str, name: &str, scope: Scope, created: i64) -> Arc<GenericSecret> 
     gs.metadata.uid = Some(format!("{ns}/{name}"));
     gs.metadata.generation = Some(1);
     gs.metadata.creation_timestamp = Some(Time(at(created)));
-    Arc::new(gs)
+    gs
+}
+
+fn gsec(ns: &str, name: &str, scope: Scope, created: i64) -> Arc<GenericSecret> {
+    Arc::new(generic_secret(ns, name, scope, created))
 }
 
 pub fn namespace(name: &str, group: Option<&str>) -> Namespace {

@@ -163,17 +163,7 @@ async fn killed_during_cleanup_it_leaves_no_replica_behind() {
 async fn killed_inside_a_shadow_window_it_still_overrides_on_time() {
     let mut op = Operator::start(&["--override-interval", "6s"]).await;
     let a = op.resource_group("rg-a").await;
-    op.create(
-        &op.tenant,
-        &generic_secret("creds", Scope::TenantWide, &[("token", "wide")]),
-    )
-    .await;
-    op.create(
-        a.name(),
-        &generic_secret("creds", Scope::ResourceGroup, &[("token", "own")]),
-    )
-    .await;
-    let shadowing = op.wait_ready(a.name(), "creds", "True", "Shadowing").await;
+    let shadowing = crate::generic_secrets::shadow_tenant_wide(&op, a.name()).await;
     let override_at = shadowing
         .status
         .and_then(|s| s.shadow)
@@ -182,7 +172,7 @@ async fn killed_inside_a_shadow_window_it_still_overrides_on_time() {
     op.stop();
     tokio::time::sleep(Duration::from_secs(1)).await;
     op.restart();
-    op.wait_secret_data(a.name(), "creds", &[("token", "wide")])
+    op.wait_secret_data(a.name(), "creds", &[("k", "tenant")])
         .await;
     let now = k8s_openapi::jiff::Timestamp::now();
     assert!(

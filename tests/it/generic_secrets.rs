@@ -301,7 +301,9 @@ async fn rotation_updates_every_replica_and_the_map_turns_true() {
 
 /// A tenant-wide `creds` ("tenant") replicated, then a resource-group `creds`
 /// ("group") in `ns` that shadows it; returns the latter once it says so.
-async fn shadow_tenant_wide(op: &Operator, ns: &str) -> GenericSecret {
+/// A tenant-wide `creds` (`k=tenant`) shadowed in `ns` by a resource-group
+/// `creds` (`k=group`); returns the shadowing object once it says so.
+pub async fn shadow_tenant_wide(op: &Operator, ns: &str) -> GenericSecret {
     let tw = generic_secret("creds", Scope::TenantWide, &[("k", "tenant")]);
     op.create(&op.tenant, &tw).await;
     op.wait_ready(&op.tenant, "creds", "True", "Replicated")

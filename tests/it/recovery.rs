@@ -312,18 +312,7 @@ async fn a_shadow_hands_its_secret_over_without_a_gap() {
     use kube::runtime::watcher;
     let op = Operator::start(&["--override-interval", "10m"]).await;
     let a = op.resource_group("rg-a").await;
-    op.create(
-        &op.tenant,
-        &generic_secret("creds", Scope::TenantWide, &[("k", "wide")]),
-    )
-    .await;
-    op.create(
-        a.name(),
-        &generic_secret("creds", Scope::ResourceGroup, &[("k", "own")]),
-    )
-    .await;
-    op.wait_secret_data(a.name(), "creds", &[("k", "own")])
-        .await;
+    crate::generic_secrets::shadow_tenant_wide(&op, a.name()).await;
     let config = watcher::Config::default().fields("metadata.name=creds");
     let mut seen = watcher(op.secrets(a.name()), config).boxed();
     op.delete(a.name(), "creds").await;
@@ -331,7 +320,7 @@ async fn a_shadow_hands_its_secret_over_without_a_gap() {
     // (its owner reference to the object going away is dropped first).
     let wide = |s: &k8s_openapi::api::core::v1::Secret| {
         let value = s.data.as_ref().and_then(|d| d.get("k"));
-        value.map(|v| v.0.as_slice()) == Some(b"wide".as_slice())
+        value.map(|v| v.0.as_slice()) == Some(b"tenant".as_slice())
     };
     let handed_over = tokio::time::timeout(REACT, async {
         while let Some(event) = seen.next().await {
@@ -421,23 +410,12 @@ spec:
 async fn an_overriding_tenant_wide_object_drops_the_shadows_owner_reference() {
     let op = Operator::start(&["--override-interval", "2s"]).await;
     let a = op.resource_group("rg-a").await;
-    op.create(
-        &op.tenant,
-        &generic_secret("creds", Scope::TenantWide, &[("k", "wide")]),
-    )
-    .await;
-    op.create(
-        a.name(),
-        &generic_secret("creds", Scope::ResourceGroup, &[("k", "own")]),
-    )
-    .await;
-    op.wait_secret_data(a.name(), "creds", &[("k", "own")])
-        .await;
+    crate::generic_secrets::shadow_tenant_wide(&op, a.name()).await;
     // The override: the tenant-wide data in the shadow's Secret, and with
     // it no owner reference to the shadow, which the garbage collector
     // would follow when the shadow goes.
     let overridden = op
-        .wait_secret_data(a.name(), "creds", &[("k", "wide")])
+        .wait_secret_data(a.name(), "creds", &[("k", "tenant")])
         .await;
     let api = op.secrets(a.name());
     wait_for("the shadow's owner reference dropped", REACT, || async {
