@@ -18,7 +18,24 @@ use crate::metrics::Metrics;
 
 /// A watch failing for longer than this makes the operator unready (and
 /// is logged as an error): brief failures (an apiserver restart) are normal.
+/// A watch whose last failure is this old works again: its retries come
+/// within 2 s (4 s with jitter), and a watch that resumes emits no event.
 pub const WATCH_GRACE: Duration = Duration::from_secs(5);
+
+/// One watch's failures: the first of this episode, the latest, and
+/// whether the episode was logged as an error.
+#[derive(Clone, Copy)]
+struct Failing {
+    since: Instant,
+    last: Instant,
+    logged: bool,
+}
+
+impl Failing {
+    fn ongoing(&self) -> bool {
+        self.last.elapsed() < WATCH_GRACE
+    }
+}
 
 /// What the endpoints read.
 #[derive(Clone, Default)]
@@ -26,8 +43,8 @@ pub struct Health {
     pub metrics: Arc<Metrics>,
     /// Set once the controller has started with synced caches.
     pub ready: Arc<AtomicBool>,
-    /// Watches failing now, by kind, since when (and whether it was logged).
-    failing: Arc<Mutex<HashMap<&'static str, (Instant, bool)>>>,
+    /// Watches failing now, by kind.
+    failing: Arc<Mutex<HashMap<&'static str, Failing>>>,
 }
 
 impl Health {
@@ -37,10 +54,21 @@ impl Health {
         let Ok(mut failing) = self.failing.lock() else {
             return;
         };
-        let (since, logged) = failing.entry(kind).or_insert((Instant::now(), false));
-        if since.elapsed() >= WATCH_GRACE && !*logged {
-            *logged = true;
-            tracing::error!(kind, error = %error, seconds = since.elapsed().as_secs(), "watch failing; not ready until it recovers");
+        let now = Instant::now();
+        let fresh = Failing {
+            since: now,
+            last: now,
+            logged: false,
+        };
+        let episode = failing.entry(kind).or_insert(fresh);
+        if !episode.ongoing() {
+            *episode = fresh;
+        }
+        episode.last = now;
+        if episode.since.elapsed() >= WATCH_GRACE && !episode.logged {
+            episode.logged = true;
+            let seconds = episode.since.elapsed().as_secs();
+            tracing::error!(kind, error = %error, seconds, "watch failing; not ready until it recovers");
         } else {
             tracing::warn!(kind, error = %error, "watch failed; retrying");
         }
@@ -51,8 +79,9 @@ impl Health {
         let Ok(mut failing) = self.failing.lock() else {
             return;
         };
-        if let Some((since, _)) = failing.remove(kind) {
-            tracing::info!(kind, seconds = since.elapsed().as_secs(), "watch recovered");
+        if let Some(episode) = failing.remove(kind) {
+            let seconds = episode.since.elapsed().as_secs();
+            tracing::info!(kind, seconds, "watch recovered");
         }
     }
 
@@ -64,7 +93,7 @@ impl Health {
         let failing = self.failing.lock().ok()?;
         let kinds: Vec<&str> = failing
             .iter()
-            .filter(|(_, (since, _))| since.elapsed() >= WATCH_GRACE)
+            .filter(|(_, f)| f.ongoing() && f.since.elapsed() >= WATCH_GRACE)
             .map(|(kind, _)| *kind)
             .collect();
         (!kinds.is_empty()).then(|| format!("watch failing: {}", kinds.join(", ")))

@@ -15,6 +15,7 @@ use crate::index::{Facts, Key};
 use crate::plan;
 use crate::replicas::{self, OWNER_LABEL, object_key};
 
+/// Also called for an object found gone after its replicas were written.
 pub async fn cleanup(gs: &GenericSecret, ctx: &Context) -> Result<Action, Error> {
     // Ask the API, not the cache: a replica written just now must go too.
     let listed = list_replicas_of(gs, ctx)

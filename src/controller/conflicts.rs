@@ -96,9 +96,12 @@ impl Conflicts {
             let mut events = std::pin::pin!(watcher::watcher(api, config).backoff(backoff()));
             while let Some(event) = events.next().await {
                 let woken = match event {
-                    // A deletion (or rename) frees the name; after a (re)list the
-                    // deletion may have passed unseen, so look again too.
-                    Ok(Event::Delete(_) | Event::InitDone) => Conflicts::objects(&registry, &name),
+                    // A deletion (or rename) frees the name, a change may be
+                    // the owner's consent to adoption; after a (re)list a
+                    // deletion may have passed unseen: look again.
+                    Ok(Event::Delete(_) | Event::Apply(_) | Event::InitDone) => {
+                        Conflicts::objects(&registry, &name)
+                    }
                     _ => continue,
                 };
                 // The first event may come before the entry is registered.

@@ -1,7 +1,7 @@
 //! The [`Context`] every reconcile shares: clients, configuration, the
 //! indexes the watches keep, bounds on concurrent writes, metrics.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
@@ -17,9 +17,9 @@ use super::Config;
 use super::conflicts::Conflicts;
 use crate::api::GenericSecret;
 use crate::index::replicas::Replicas;
-use crate::index::{Groups, Key, Objects};
+use crate::index::{Facts, Groups, Key, Objects};
 use crate::metrics::Metrics;
-use crate::plan::{Rules, World};
+use crate::plan::{Rules, World, deps};
 
 /// The object and namespace indexes, behind one lock: a wake-up decision
 /// reads both, and no lock is ever held across an await.
@@ -30,6 +30,29 @@ pub struct Indexes {
 }
 
 impl Indexes {
+    /// Apply one GenericSecret event (`new`: its facts now, None: deleted);
+    /// returns the objects whose plan it can change (`plan::deps`).
+    pub fn apply_object(
+        &mut self,
+        rules: &Rules,
+        now: Timestamp,
+        key: Key,
+        new: Option<Facts>,
+    ) -> HashSet<Key> {
+        // Most events are status writes that change no fact: nothing to do.
+        if self.objects.get(&key) == new.as_ref() {
+            return HashSet::new();
+        }
+        let in_tenant = key.namespace.as_deref() == Some(&rules.tenant_namespace);
+        let before = in_tenant.then(|| deps::tenant_view(&self.world(rules, now)));
+        let old = match &new {
+            Some(facts) => self.objects.upsert(facts.clone()),
+            None => self.objects.remove(&key),
+        };
+        let world = self.world(rules, now);
+        deps::after_object_change(&world, old.as_ref(), new.as_ref(), before.as_ref())
+    }
+
     pub fn world<'a>(&'a self, rules: &'a Rules, now: Timestamp) -> World<'a> {
         World {
             rules,

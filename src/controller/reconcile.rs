@@ -8,7 +8,7 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
 use super::status::{self, Outcome};
-use super::{Context, Error, SOURCE_LABEL, report, write};
+use super::{Context, Error, SOURCE_LABEL, cleanup, report, write};
 use crate::api::validation::{Source, check_type_keys, validate};
 use crate::api::{Data, GenericSecret, Scope};
 use crate::index::{Facts, Key};
@@ -44,7 +44,14 @@ pub async fn apply(gs: &GenericSecret, ctx: &Context) -> Result<Action, Error> {
     }
     let outcomes = write::targets(gs, &plan, &payload, observed, ctx, &mut reported).await?;
     let deleted = write::delete_unplanned(gs, &plan, ctx).await?;
-    finish(gs, ctx, &plan, &payload, &outcomes, deleted, reported).await?;
+    match finish(gs, ctx, &plan, &payload, &outcomes, deleted, reported).await {
+        // Gone although the cache showed it with our finalizer (it lagged a
+        // deletion): what this reconcile wrote must go too, as cleanup does.
+        Err(Error::PatchStatus(kube::Error::Api(s))) if s.code == 404 => {
+            return cleanup::cleanup(gs, ctx).await;
+        }
+        result => result?,
+    }
     if outcomes
         .iter()
         .any(|(_, o)| matches!(o, Outcome::Failed(_)))

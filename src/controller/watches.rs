@@ -30,7 +30,7 @@ use super::status;
 use crate::api::GenericSecret;
 use crate::http::Health;
 use crate::index::replicas::{Replica, Replicas};
-use crate::index::{Facts, Groups, Key, Objects};
+use crate::index::{Change, Facts, Groups, Key, Objects};
 use crate::plan::{Rules, deps};
 
 /// Wake-ups waiting for the controller; beyond this the watches wait.
@@ -203,7 +203,8 @@ impl ObjectWatch {
     /// The watch works again after failing: every object looks again now,
     /// rather than when its retry backoff (grown during the outage) ends.
     fn recovered(&mut self) -> HashSet<Key> {
-        if !std::mem::take(&mut self.failing) {
+        // A re-list wakes everyone at its end (`InitDone`).
+        if self.buffer.is_some() || !std::mem::take(&mut self.failing) {
             return HashSet::new();
         }
         let indexes = self.indexes.read().unwrap_or_else(|e| e.into_inner());
@@ -211,16 +212,8 @@ impl ObjectWatch {
     }
 
     fn change(&mut self, key: Key, new: Option<Facts>) -> HashSet<Key> {
-        let mut indexes = write(&self.indexes);
         let now = k8s_openapi::jiff::Timestamp::now();
-        let in_tenant = key.namespace.as_deref() == Some(&self.rules.tenant_namespace);
-        let before = in_tenant.then(|| deps::tenant_view(&indexes.world(&self.rules, now)));
-        let old = match &new {
-            Some(facts) => indexes.objects.upsert(facts.clone()),
-            None => indexes.objects.remove(&key),
-        };
-        let world = indexes.world(&self.rules, now);
-        deps::after_object_change(&world, old.as_ref(), new.as_ref(), before.as_ref())
+        write(&self.indexes).apply_object(&self.rules, now, key, new)
     }
 }
 
@@ -241,7 +234,7 @@ pub fn spawn_namespaces(
             if works(&event) {
                 health.watch_ok("Namespace");
             }
-            let changed: Vec<String> = match event {
+            let changed: Vec<(String, Change)> = match event {
                 Ok(Event::Init) => {
                     buffer = Some(Groups::default());
                     continue;
@@ -258,15 +251,16 @@ pub fn spawn_namespaces(
                     if first {
                         continue;
                     }
-                    write(&indexes).groups.changed_since(&old)
+                    let changed = write(&indexes).groups.changed_since(&old);
+                    changed.into_iter().map(|ns| (ns, Change::Group)).collect()
                 }
                 Ok(Event::Apply(ns)) => {
-                    let changed = write(&indexes).groups.upsert(&ns);
-                    changed.then(|| ns.name_any()).into_iter().collect()
+                    let change = write(&indexes).groups.upsert(&ns);
+                    vec![(ns.name_any(), change)]
                 }
                 Ok(Event::Delete(ns)) => {
-                    let changed = write(&indexes).groups.remove(&ns.name_any());
-                    changed.then(|| ns.name_any()).into_iter().collect()
+                    let change = write(&indexes).groups.remove(&ns.name_any());
+                    vec![(ns.name_any(), change)]
                 }
                 Err(e) => {
                     health.watch_failed("Namespace", &e);
@@ -278,7 +272,7 @@ pub fn spawn_namespaces(
                 let world = guard.world(&rules, k8s_openapi::jiff::Timestamp::now());
                 changed
                     .iter()
-                    .flat_map(|ns| deps::after_namespace_change(&world, ns))
+                    .flat_map(|(ns, change)| deps::after_namespace_change(&world, ns, *change))
                     .collect()
             };
             send_all(&mut wakes, woken).await;
@@ -333,7 +327,7 @@ pub fn spawn_replicas(
                 }
                 Ok(Event::Delete(s)) => {
                     let key = (s.namespace().unwrap_or_default(), s.name_any());
-                    let old = write(&replicas).remove(&key);
+                    let old = write(&replicas).observe_delete(&key);
                     deps::after_replica_change(old.as_ref(), None)
                 }
                 Err(e) => {

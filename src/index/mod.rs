@@ -235,6 +235,31 @@ where
     }
 }
 
+/// What a namespace event changed, for the wake-ups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    None,
+    /// It joined or left the installation, as no resource group: only the
+    /// objects inside it care (whether the installation handles them).
+    Membership,
+    /// It became, stopped being, or changed its id as a resource group.
+    Group,
+}
+
+impl Change {
+    /// From the resource-group id before to after (outer None: unknown).
+    fn between(old: Option<&Option<String>>, new: Option<&Option<String>>) -> Change {
+        let group = |v: Option<&Option<String>>| v.cloned().flatten();
+        if group(old) != group(new) {
+            Change::Group
+        } else if old.is_some() != new.is_some() {
+            Change::Membership
+        } else {
+            Change::None
+        }
+    }
+}
+
 /// The installation's namespaces (as selected by `--namespace-selector`) and
 /// the resource groups among them.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -246,8 +271,8 @@ pub struct Groups {
 }
 
 impl Groups {
-    /// Record a namespace; returns whether its resource-group id changed.
-    pub fn upsert(&mut self, ns: &Namespace) -> bool {
+    /// Record a namespace; returns what changed.
+    pub fn upsert(&mut self, ns: &Namespace) -> Change {
         let name = ns.name_any();
         // A terminating namespace takes no new Secrets.
         let id = ns
@@ -260,13 +285,14 @@ impl Groups {
             Some(id) => self.groups.insert(name, id.clone()),
             None => self.groups.remove(&name),
         };
-        old != Some(id)
+        Change::between(old.as_ref(), Some(&id))
     }
 
-    /// Forget a namespace; returns whether it was known.
-    pub fn remove(&mut self, name: &str) -> bool {
+    /// Forget a namespace; returns what changed.
+    pub fn remove(&mut self, name: &str) -> Change {
         self.groups.remove(name);
-        self.namespaces.remove(name).is_some()
+        let old = self.namespaces.remove(name);
+        Change::between(old.as_ref(), None)
     }
 
     /// Whether the namespace belongs to this installation.

@@ -106,6 +106,9 @@ impl Replica {
 pub struct Replicas {
     by_key: HashMap<SecretKey, Replica>,
     by_writer: HashMap<String, HashSet<SecretKey>>,
+    /// The version each replica had when the watch saw it deleted, so that
+    /// a late write-through of that very version cannot bring it back.
+    deleted: HashMap<SecretKey, Option<String>>,
 }
 
 impl Replicas {
@@ -134,6 +137,7 @@ impl Replicas {
     /// Insert or replace; returns the replica replaced.
     pub fn upsert(&mut self, replica: Replica) -> Option<Replica> {
         let key = replica.key();
+        self.deleted.remove(&key);
         let old = self.remove(&key);
         if let Some(writer) = &replica.writer {
             self.by_writer
@@ -162,10 +166,22 @@ impl Replicas {
     /// meanwhile (a newer event from the watch wins). `based_on` is the
     /// version the write was made against (None: created).
     pub fn record_write(&mut self, written: Replica, based_on: Option<&str>) {
-        let cached = self.get(&written.namespace, &written.name);
+        let key = written.key();
+        if self.deleted.get(&key) == Some(&written.resource_version) {
+            return;
+        }
+        let cached = self.by_key.get(&key);
         if cached.and_then(|c| c.resource_version.as_deref()) == based_on {
             self.upsert(written);
         }
+    }
+
+    /// A deletion the watch saw.
+    pub fn observe_delete(&mut self, key: &SecretKey) -> Option<Replica> {
+        let old = self.remove(key)?;
+        self.deleted
+            .insert(key.clone(), old.resource_version.clone());
+        Some(old)
     }
 
     /// Forget a replica we deleted, unless the cache holds a newer version.

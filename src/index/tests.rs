@@ -10,6 +10,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use super::replicas::{Replica, Replicas};
 use super::*;
 use crate::api::{GenericSecretStatus, SecretData};
+use crate::controller::Indexes;
 use crate::plan::tests::generic_secret as gsec;
 use crate::plan::{Rules, World, deps};
 use crate::replicas::{MANAGED_BY_LABEL, MANAGER, OWNER_ANNOTATION, TENANT_LABEL};
@@ -41,8 +42,7 @@ fn group(name: &str, id: &str) -> Namespace {
 /// An index of `objects` over namespaces team-0 … team-{groups-1}.
 struct Fixture {
     rules: Rules,
-    objects: Objects,
-    groups: Groups,
+    indexes: Indexes,
 }
 
 impl Fixture {
@@ -51,20 +51,19 @@ impl Fixture {
         for i in 0..groups {
             g.upsert(&group(&format!("team-{i}"), &format!("rg-{i}")));
         }
-        Fixture {
-            rules: rules(),
+        let indexes = Indexes {
             objects: Objects::from_objects(objects),
             groups: g,
+        };
+        Fixture {
+            rules: rules(),
+            indexes,
         }
     }
 
     fn world(&self) -> World<'_> {
-        World {
-            rules: &self.rules,
-            objects: &self.objects,
-            groups: &self.groups,
-            now: Timestamp::from_second(1_700_000_100).expect("time"),
-        }
+        let now = Timestamp::from_second(1_700_000_100).expect("time");
+        self.indexes.world(&self.rules, now)
     }
 
     /// Apply `gs` as a watch event would, returning whom it wakes.
@@ -77,14 +76,8 @@ impl Fixture {
     }
 
     fn event(&mut self, key: Key, new: Option<Facts>) -> HashSet<String> {
-        let in_tenant = key.namespace.as_deref() == Some(TENANT);
-        let before = in_tenant.then(|| deps::tenant_view(&self.world()));
-        let old = match &new {
-            Some(f) => self.objects.upsert(f.clone()),
-            None => self.objects.remove(&key),
-        };
-        let woken =
-            deps::after_object_change(&self.world(), old.as_ref(), new.as_ref(), before.as_ref());
+        let now = self.world().now;
+        let woken = self.indexes.apply_object(&self.rules, now, key, new);
         names(woken)
     }
 }
@@ -193,7 +186,11 @@ fn a_namespace_change_wakes_the_objects_inside_and_the_tenant_wide_ones() {
     let mut objects = many(3);
     objects.push(tw);
     let fx = Fixture::new(3, &objects);
-    let woken = names(deps::after_namespace_change(&fx.world(), "team-1"));
+    let woken = names(deps::after_namespace_change(
+        &fx.world(),
+        "team-1",
+        Change::Group,
+    ));
     assert_eq!(
         woken,
         set(&["team-1/object-store", "team-1/hf-token", "tenant/wide"])
@@ -203,13 +200,29 @@ fn a_namespace_change_wakes_the_objects_inside_and_the_tenant_wide_ones() {
 #[test]
 fn groups_report_only_changes_of_the_resource_group_id() {
     let mut groups = Groups::default();
-    assert!(groups.upsert(&group("team-a", "rg-a")), "new");
-    assert!(!groups.upsert(&group("team-a", "rg-a")), "same id");
-    assert!(groups.upsert(&group("team-a", "rg-b")), "new id");
+    assert_eq!(
+        groups.upsert(&group("team-a", "rg-a")),
+        Change::Group,
+        "new"
+    );
+    assert_eq!(
+        groups.upsert(&group("team-a", "rg-a")),
+        Change::None,
+        "same id"
+    );
+    assert_eq!(
+        groups.upsert(&group("team-a", "rg-b")),
+        Change::Group,
+        "new id"
+    );
+    let mut plain = group("plain", "x");
+    plain.metadata.labels = None;
+    assert_eq!(groups.upsert(&plain), Change::Membership, "not a group");
+    assert_eq!(groups.remove("plain"), Change::Membership);
     assert_eq!(groups.group_of("team-a"), Some("rg-b"));
     let before = Groups::default();
     assert_eq!(groups.changed_since(&before), vec!["team-a".to_owned()]);
-    assert!(groups.remove("team-a"));
+    assert_eq!(groups.remove("team-a"), Change::Group);
     assert!(groups.is_empty());
 }
 

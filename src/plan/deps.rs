@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashSet};
 use super::World;
 use crate::api::Scope;
 use crate::index::replicas::Replica;
-use crate::index::{Facts, Key};
+use crate::index::{Change, Facts, Key};
 
 /// What other plans read of the tenant namespace: the owner of every
 /// tenant-wide Secret name and the quota queue.
@@ -98,20 +98,22 @@ fn tenant_changes(world: &World<'_>, before: &TenantView) -> HashSet<Key> {
     wake
 }
 
-/// Objects affected when `namespace` became, or stopped being, a resource
-/// group of this installation (or changed its id).
-pub fn after_namespace_change(world: &World<'_>, namespace: &str) -> HashSet<Key> {
+/// Objects affected by a namespace event: the objects inside it when it
+/// joined or left the installation; the tenant-wide objects too when it
+/// became, or stopped being, a resource group (or changed its id).
+pub fn after_namespace_change(world: &World<'_>, namespace: &str, change: Change) -> HashSet<Key> {
     let inside = world.objects.in_namespace(namespace);
     let tenant_wide = world
         .objects
         .in_namespace(&world.rules.tenant_namespace)
         .into_iter()
         .filter(|f| f.scope == Scope::TenantWide);
-    inside
-        .into_iter()
-        .chain(tenant_wide)
-        .map(|f| f.key.clone())
-        .collect()
+    let woken: Vec<&Facts> = match change {
+        Change::None => Vec::new(),
+        Change::Membership => inside,
+        Change::Group => inside.into_iter().chain(tenant_wide).collect(),
+    };
+    woken.into_iter().map(|f| f.key.clone()).collect()
 }
 
 /// Objects affected by a replica going from `old` to `new`: its writers,

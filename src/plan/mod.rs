@@ -85,7 +85,7 @@ impl Blocked {
     pub fn reason(&self) -> &'static str {
         match self {
             Blocked::InvalidSpec(_) => "InvalidSpec",
-            Blocked::SourceNotFound(_) => "SourceNotFound",
+            Blocked::SourceNotFound(_) => crate::index::SOURCE_NOT_FOUND,
             Blocked::WrongNamespace(_) => "WrongNamespace",
             Blocked::TenantWideQuotaExceeded { .. } => "TenantWideQuotaExceeded",
             Blocked::NameCollision { .. } => "NameCollision",

@@ -228,7 +228,15 @@ async fn concurrent_writers_converge_and_never_touch_an_unmanaged_secret() {
         let group = (round % 2 == 0).then_some("rg-flap");
         crate::operator::label_namespace(flapping.name(), "aicore.dev/resource-group", group).await;
         let flap = generic_secret("flap", Scope::TenantWide, &[("k", "f")]);
-        op.create(&op.tenant, &flap).await;
+        // The previous one may still be cleaning up: create as soon as the
+        // name is free again, as a user retrying would.
+        wait_for("the name flap to be free", REACT, || async {
+            let api = op.gsecs(&op.tenant);
+            api.create(&PostParams::default(), &flap)
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await;
         op.delete(&op.tenant, "flap").await;
     }
     for ns in [a.name(), b.name()] {
