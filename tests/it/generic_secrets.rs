@@ -780,13 +780,7 @@ async fn data_from_follows_a_labelled_source_secret() {
         msg.contains("is not labelled aicore.dev/source=true"),
         "{msg}"
     );
-    assert!(
-        op.secrets(a.name())
-            .get_opt("leak")
-            .await
-            .expect("get")
-            .is_none()
-    );
+    op.assert_no_secret(a.name(), "leak").await;
     a.cleanup().await;
     op.cleanup().await;
 }

@@ -328,6 +328,20 @@ impl Operator {
         .await
     }
 
+    /// Waits until `ns/name` is Ready=False with `reason`; returns its message.
+    pub async fn wait_blocked(&self, ns: &str, name: &str, reason: &str) -> String {
+        let gs = self.wait_ready(ns, name, "False", reason).await;
+        gs.ready_condition()
+            .map(|c| c.message.clone())
+            .unwrap_or_default()
+    }
+
+    /// Asserts that there is no Secret `ns/name` (nothing was written).
+    pub async fn assert_no_secret(&self, ns: &str, name: &str) {
+        let secret = self.secrets(ns).get_opt(name).await.expect("get");
+        assert!(secret.is_none(), "Secret {ns}/{name} exists");
+    }
+
     /// Waits until Secret `ns/name` holds exactly `data` (decoded strings).
     pub async fn wait_secret_data(&self, ns: &str, name: &str, data: &[(&str, &str)]) -> Secret {
         let api = self.secrets(ns);

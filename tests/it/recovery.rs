@@ -54,21 +54,9 @@ async fn a_typed_secret_without_its_keys_is_an_invalid_spec_and_writes_nothing()
     let mut tls = generic_secret("cert", Scope::ResourceGroup, &[("tls.crt", "c")]);
     tls.spec.type_ = "kubernetes.io/tls".into();
     op.create(a.name(), &tls).await;
-    let gs = op
-        .wait_ready(a.name(), "cert", "False", "InvalidSpec")
-        .await;
-    let message = gs
-        .ready_condition()
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
+    let message = op.wait_blocked(a.name(), "cert", "InvalidSpec").await;
     assert!(message.contains("missing: tls.key"), "{message}");
-    assert!(
-        op.secrets(a.name())
-            .get_opt("cert")
-            .await
-            .expect("get")
-            .is_none()
-    );
+    op.assert_no_secret(a.name(), "cert").await;
     a.cleanup().await;
     op.cleanup().await;
 }
@@ -269,22 +257,12 @@ async fn data_over_a_megabyte_is_an_invalid_spec_and_writes_nothing() {
     let big = "x".repeat(520 * 1024);
     let gs = generic_secret("big", Scope::ResourceGroup, &[("one", &big), ("two", &big)]);
     op.create(a.name(), &gs).await;
-    let gs = op.wait_ready(a.name(), "big", "False", "InvalidSpec").await;
-    let message = gs
-        .ready_condition()
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
+    let message = op.wait_blocked(a.name(), "big", "InvalidSpec").await;
     assert!(
         message.contains("a Secret holds at most 1048576"),
         "{message}"
     );
-    assert!(
-        op.secrets(a.name())
-            .get_opt("big")
-            .await
-            .expect("get")
-            .is_none()
-    );
+    op.assert_no_secret(a.name(), "big").await;
     a.cleanup().await;
     op.cleanup().await;
 }
