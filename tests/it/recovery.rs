@@ -150,13 +150,7 @@ async fn adoption_takes_over_only_secrets_whose_owner_consented() {
     .await;
     op.wait_secret_data(a.name(), "creds", &[("k", "ours")])
         .await;
-    let gs = op
-        .wait_ready(&op.tenant, "creds", "False", "Conflict")
-        .await;
-    let message = gs
-        .ready_condition()
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
+    let message = op.wait_blocked(&op.tenant, "creds", "Conflict").await;
     assert!(
         message.contains("annotate it aicore.dev/adopt=true"),
         "{message}"
