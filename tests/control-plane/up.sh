@@ -14,6 +14,8 @@
 # running control plane is reused. Otherwise whatever is left of it is stopped
 # (by recorded PIDs only) and a fresh one is started on free ports with an
 # empty etcd. Prints the admin kubeconfig path on the last line of stdout.
+# GSO_APISERVER_PROFILING=true serves /debug/pprof on the apiserver (for
+# finding where its CPU goes during a benchmark).
 set -euo pipefail
 
 # shellcheck source=lib.sh
@@ -196,7 +198,7 @@ start kube-apiserver "$bin/kube-apiserver" \
   --service-account-key-file="$pki/sa.pub" \
   --service-account-signing-key-file="$pki/sa.key" \
   --service-cluster-ip-range=10.0.0.0/24 \
-  --profiling=false \
+  --profiling="${GSO_APISERVER_PROFILING:-false}" \
   --v=1
 
 start kube-controller-manager "$bin/kube-controller-manager" \
