@@ -30,64 +30,95 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
+    /// The kubeconfig file to use instead of $KUBECONFIG, ~/.kube/config or
+    /// the in-cluster service account.
+    #[arg(long, env = "GSO_KUBECONFIG")]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// The kubeconfig context to use instead of its current one.
+    #[arg(long, env = "GSO_CONTEXT")]
+    context: Option<String>,
     /// The tenant's namespace: Tenant and TenantWide objects live here.
     #[arg(long, env = "GSO_TENANT_NAMESPACE", default_value = "aicore-system")]
     tenant_namespace: String,
     /// How long a resource-group secret shadows a tenant-wide one of the
     /// same name before the tenant-wide data overrides it (e.g. 10m, 30s).
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "GSO_OVERRIDE_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     override_interval: SignedDuration,
     /// Tenant-wide secrets per tenant (AI Core allows 5).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, env = "GSO_MAX_TENANT_WIDE_SECRETS", default_value_t = 5)]
     max_tenant_wide_secrets: usize,
     /// Take over existing Secrets that lack the managed-by label, if their
     /// owner annotated them aicore.dev/adopt=true (the owner's consent:
     /// otherwise anyone allowed to create a GenericSecret could overwrite,
     /// and later delete, any Secret of that name).
-    #[arg(long)]
+    #[arg(long, env = "GSO_ADOPT_EXISTING")]
     adopt_existing: bool,
     /// Label selector for the namespaces of this installation (several
     /// tenants in one cluster). Default: all namespaces.
-    #[arg(long)]
+    #[arg(long, env = "GSO_NAMESPACE_SELECTOR")]
     namespace_selector: Option<String>,
     /// Full reconcile of every object, behind the watches.
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "GSO_RESYNC_INTERVAL", default_value = "5m", value_parser = parse_duration)]
     resync_interval: SignedDuration,
     /// Replica writes in flight at once, per object and across all objects
     /// (more only queues up in the apiserver).
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "GSO_WRITE_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     write_concurrency: u16,
     /// GenericSecrets reconciled at once (their replica writes share
     /// --write-concurrency; their other writes are one at a time each).
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "GSO_RECONCILE_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     reconcile_concurrency: u16,
-    #[arg(long, value_enum, default_value = "json")]
+    /// Log lines as JSON (for log collectors) or as text.
+    #[arg(long, env = "GSO_LOG_FORMAT", value_enum, default_value = "json")]
     log_format: telemetry::LogFormat,
     /// Run as one of several replicas: only the holder of the Lease
     /// `generic-secrets-operator` in the tenant namespace reconciles; a
     /// standby takes over a lease duration after it last saw the leader renew.
-    #[arg(long)]
+    #[arg(long, env = "GSO_LEADER_ELECTION")]
     leader_election: bool,
     /// How long a standby waits after the leader's last renewal it saw.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "GSO_LEASE_DURATION", default_value = "10s", value_parser = parse_duration)]
     lease_duration: SignedDuration,
     /// A leader that could not renew for this long stops writing and exits;
     /// shorter than the lease duration.
-    #[arg(long, default_value = "7s", value_parser = parse_duration)]
+    #[arg(long, env = "GSO_RENEW_DEADLINE", default_value = "7s", value_parser = parse_duration)]
     renew_deadline: SignedDuration,
     /// How often the leader renews and a standby retries.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "GSO_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
     retry_period: SignedDuration,
     /// Address of /healthz, /readyz and /metrics (port 0: any free port).
-    #[arg(long, default_value = "0.0.0.0:8080")]
+    #[arg(long, env = "GSO_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     http_addr: SocketAddr,
     /// Serve the SAP AI Core REST API (/v2/admin/secrets); callers
     /// authenticate with their own Kubernetes bearer token.
-    #[arg(long)]
+    #[arg(long, env = "GSO_REST_API")]
     rest_api: bool,
     /// Address of the REST API (port 0: any free port).
-    #[arg(long, default_value = "0.0.0.0:8000")]
+    #[arg(long, env = "GSO_REST_ADDR", default_value = "0.0.0.0:8000")]
     rest_addr: SocketAddr,
+}
+
+/// The client configuration: the flags' kubeconfig and context when given,
+/// otherwise what kubectl would use (or the in-cluster service account).
+async fn client_config(args: &RunArgs) -> Result<kube::Config, String> {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let options = KubeConfigOptions {
+        context: args.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    match &args.kubeconfig {
+        Some(path) => {
+            let file = Kubeconfig::read_from(path)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        None if args.context.is_some() => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| e.to_string()),
+        None => kube::Config::infer().await.map_err(|e| e.to_string()),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<SignedDuration, String> {
@@ -122,7 +153,7 @@ async fn run(args: RunArgs) -> ExitCode {
     telemetry::init(args.log_format);
     // One configuration: the controller's client, and the cluster URL and
     // CA of the REST API's per-caller clients.
-    let kube_config = match kube::Config::infer().await {
+    let kube_config = match client_config(&args).await {
         Ok(kube_config) => kube_config,
         Err(e) => {
             tracing::error!(error = %e, "no Kubernetes client configuration");

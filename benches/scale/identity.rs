@@ -121,7 +121,7 @@ pub async fn setup(cluster: &Cluster) -> Result<PathBuf> {
 /// The admin kubeconfig with the ServiceAccount's token instead of admin's.
 fn kubeconfig(cluster: &Cluster, ns: &str) -> Result<PathBuf> {
     let token = cluster.kubectl(&["create", "token", ACCOUNT, "-n", ns, "--duration=24h"])?;
-    let mut config: Value = serde_yaml::from_str(&std::fs::read_to_string(&cluster.kubeconfig)?)?;
+    let mut config: Value = serde_saphyr::from_str(&std::fs::read_to_string(&cluster.kubeconfig)?)?;
     let users = config["users"]
         .as_array_mut()
         .ok_or("kubeconfig without users")?;
@@ -131,7 +131,7 @@ fn kubeconfig(cluster: &Cluster, ns: &str) -> Result<PathBuf> {
     let dir = root().join("target/bench");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("kubeconfig-operator");
-    std::fs::write(&path, serde_yaml::to_string(&config)?)?;
+    std::fs::write(&path, serde_saphyr::to_string(&config)?)?;
     Ok(path)
 }
 

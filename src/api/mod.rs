@@ -113,7 +113,9 @@ pub struct SecretRef {
     printcolumn = r#"{"name":"Scope","type":"string","jsonPath":".spec.scope"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Replicated","type":"string","jsonPath":".status.replicated"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
 )]
 #[x_kube(validation = Rule::new("has(self.data) != has(self.dataFrom)").message("exactly one of data or dataFrom must be set"))]
 #[x_kube(validation = Rule::new("self.scope == oldSelf.scope").message("scope is immutable; delete and recreate the GenericSecret to change it"))]
@@ -207,7 +209,11 @@ pub struct GenericSecretStatus {
     pub data_hash: Option<String>,
     /// Resource-group id -> true when that namespace holds the current data
     /// (AI Core shape; TenantWide only).
+    // Atomic for server-side apply: the operator always writes it whole, and
+    // a granular map costs the apiserver a managed field per resource group
+    // on every status write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-map-type" = "atomic"))]
     pub resource_group_secret_replication_status: Option<BTreeMap<String, bool>>,
     /// Detail per target namespace: the one target of a Tenant or
     /// ResourceGroup object; for a TenantWide object only the targets that
@@ -251,6 +257,8 @@ impl GenericSecret {
 
 /// The CRD as YAML, exactly what `generic-secrets-operator crd` prints and
 /// `crds/genericsecret.yaml` holds.
-pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
-    serde_yaml::to_string(&GenericSecret::crd())
+pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
+    // Long lines stay one line (CEL rules, messages): no folding.
+    let options = serde_saphyr::ser_options! { folded_wrap_chars: usize::MAX };
+    serde_saphyr::to_string_with_options(&GenericSecret::crd(), options)
 }

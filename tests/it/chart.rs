@@ -18,7 +18,6 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::harness::{
@@ -40,8 +39,9 @@ fn chart_path() -> String {
 
 /// The documents `helm template` prints, as JSON values.
 fn parse_manifests(yaml: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(yaml)
-        .map(|document| Value::deserialize(document).expect("rendered YAML"))
+    serde_saphyr::from_multiple::<Value>(yaml)
+        .expect("rendered YAML")
+        .into_iter()
         .filter(|document| !document.is_null())
         .collect()
 }
@@ -446,11 +446,10 @@ async fn chart_installs_the_operator_and_uninstalls_cleanly() {
 /// A copy of the admin kubeconfig that authenticates with `token` instead.
 fn kubeconfig_with_token(token: &str, name: &str) -> PathBuf {
     let admin = std::fs::read_to_string(&control_plane().kubeconfig).expect("admin kubeconfig");
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&admin).expect("kubeconfig YAML");
-    config["users"][0]["user"] =
-        serde_yaml::to_value(json!({ "token": token })).expect("a user entry");
+    let mut config: Value = serde_saphyr::from_str(&admin).expect("kubeconfig YAML");
+    config["users"][0]["user"] = json!({ "token": token });
     let path = scratch_dir().join(format!("kubeconfig-{name}"));
-    let yaml = serde_yaml::to_string(&config).expect("kubeconfig YAML");
+    let yaml = serde_saphyr::to_string(&config).expect("kubeconfig YAML");
     std::fs::write(&path, yaml).expect("writing the kubeconfig");
     path
 }

@@ -21,7 +21,7 @@ const NO_SCOPE: &[(&str, &str)] = &[];
 /// `users[0].user.token` of a kubeconfig.
 fn token(kubeconfig: &Path) -> String {
     let text = std::fs::read_to_string(kubeconfig).expect("reading the kubeconfig");
-    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig YAML");
+    let doc: serde_json::Value = serde_saphyr::from_str(&text).expect("kubeconfig YAML");
     doc["users"][0]["user"]["token"]
         .as_str()
         .expect("a token in the kubeconfig")
