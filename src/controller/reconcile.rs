@@ -37,14 +37,15 @@ pub async fn apply(gs: &GenericSecret, ctx: &Context) -> Result<Action, Error> {
         }
     };
     let observed = write::observe(gs, &plan, &payload, ctx);
-    let mut reported = gs.status.clone();
+    let mut lane = report::Lane::new(gs, ctx);
     if announces_first(gs, &plan, &payload) {
+        // On the lane: the writes start at once, the final status comes after.
         let before = status::replicated_status(gs, &plan, &observed, &payload.hash, now);
-        report::patch_status(gs, ctx, &mut reported, before).await?;
+        lane.start(before);
     }
-    let outcomes = write::targets(gs, &plan, &payload, observed, ctx, &mut reported).await?;
+    let outcomes = write::targets(gs, &plan, &payload, observed, ctx, &mut lane).await?;
     let deleted = write::delete_unplanned(gs, &plan, ctx).await?;
-    match finish(gs, ctx, &plan, &payload, &outcomes, deleted, reported).await {
+    match finish(gs, ctx, &plan, &payload, &outcomes, deleted, lane).await {
         // Gone although the cache showed it with our finalizer (it lagged a
         // deletion): what this reconcile wrote must go too, as cleanup does.
         Err(Error::PatchStatus(kube::Error::Api(s))) if s.code == 404 => {
@@ -82,7 +83,7 @@ async fn finish(
     payload: &Payload,
     outcomes: &[(plan::Target, Outcome)],
     deleted: bool,
-    mut reported: Option<crate::api::GenericSecretStatus>,
+    mut lane: report::Lane<'_>,
 ) -> Result<(), Error> {
     let wrote = deleted || outcomes.iter().any(|(_, o)| *o == Outcome::Written);
     let after = status::replicated_status(gs, plan, outcomes, &payload.hash, ctx.now());
@@ -99,7 +100,7 @@ async fn finish(
     if pending == 0 && wrote && !status::shows_complete(gs.status.as_ref(), &payload.hash) {
         report::observe_lag(gs, ctx);
     }
-    report::patch_status(gs, ctx, &mut reported, after).await
+    lane.patch(after).await
 }
 
 /// Report why the object writes nothing. It is resynced like any other, so

@@ -16,9 +16,10 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
+use super::report::Lane;
 use super::status::{self, Outcome};
-use super::{Context, Error, report};
-use crate::api::{GenericSecret, GenericSecretStatus};
+use super::{Context, Error};
+use crate::api::GenericSecret;
 use crate::index::replicas::Replica;
 use crate::metrics::WriteKind;
 use crate::plan::{Plan, Target};
@@ -59,14 +60,14 @@ pub fn observe(
 
 /// Write every pending target; the map in status turns true as they land,
 /// at most one progress write per [`PROGRESS_INTERVAL`] (shared by all
-/// objects writing at once).
+/// objects writing at once), on the lane beside the writes.
 pub async fn targets(
     gs: &GenericSecret,
     plan: &Plan,
     payload: &Payload,
     mut outcomes: Vec<(Target, Outcome)>,
     ctx: &Context,
-    reported: &mut Option<GenericSecretStatus>,
+    lane: &mut Lane<'_>,
 ) -> Result<Vec<(Target, Outcome)>, Error> {
     let pending: Vec<(usize, Target)> = outcomes
         .iter()
@@ -81,14 +82,20 @@ pub async fn targets(
         )
         .buffer_unordered(ctx.config.write_concurrency.max(1));
     let (mut done, mut last_report) = (0, Instant::now());
-    while let Some((i, outcome)) = writes.next().await {
-        outcomes[i].1 = outcome;
-        done += 1;
-        let due = done < total && last_report.elapsed() >= PROGRESS_INTERVAL;
-        if due && ctx.take_progress_slot(PROGRESS_INTERVAL) {
-            let progress = status::replicated_status(gs, plan, &outcomes, &payload.hash, ctx.now());
-            report::patch_status(gs, ctx, reported, progress).await?;
-            last_report = Instant::now();
+    loop {
+        tokio::select! {
+            reported = lane.idle(), if !lane.is_idle() => reported?,
+            written = writes.next() => {
+                let Some((i, outcome)) = written else { break };
+                outcomes[i].1 = outcome;
+                done += 1;
+                let due = done < total && last_report.elapsed() >= PROGRESS_INTERVAL;
+                if due && lane.is_idle() && ctx.take_progress_slot(PROGRESS_INTERVAL) {
+                    let now = ctx.now();
+                    lane.start(status::replicated_status(gs, plan, &outcomes, &payload.hash, now));
+                    last_report = Instant::now();
+                }
+            }
         }
     }
     Ok(outcomes)
