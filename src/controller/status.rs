@@ -53,12 +53,7 @@ pub fn blocked_status(
         reason: blocked.reason(),
         message: blocked.message(),
     };
-    let conditions = vec![ready_condition(
-        &previous,
-        readiness,
-        gs.metadata.generation,
-        now,
-    )];
+    let conditions = conditions(&previous, readiness, gs.metadata.generation, now);
     let kept = if blocked.withdraws_replicas() {
         GenericSecretStatus {
             resource_group_secret_replication_status: (gs.spec.scope == Scope::TenantWide)
@@ -121,12 +116,7 @@ pub fn replicated_status(
     let readiness = readiness(outcomes);
     GenericSecretStatus {
         observed_generation: gs.metadata.generation,
-        conditions: vec![ready_condition(
-            &previous,
-            readiness,
-            gs.metadata.generation,
-            now,
-        )],
+        conditions: conditions(&previous, readiness, gs.metadata.generation, now),
         data_hash: Some(data_hash.to_owned()),
         resource_group_secret_replication_status: map,
         replicated: Some(format!("{replicated}/{}", outcomes.len())),
@@ -324,24 +314,51 @@ pub fn shows_complete(status: Option<&GenericSecretStatus>, hash: &str) -> bool 
     })
 }
 
-/// The Ready condition, keeping its transition time while the status holds.
-fn ready_condition(
+/// Whether a `Ready=False` reason passes on its own: Secrets still being
+/// written, or a tenant-wide secret waiting out a resource-group secret's
+/// override interval. Any other needs someone to act (a Warning event, and
+/// `Stalled`).
+pub fn resolves_itself(reason: &str) -> bool {
+    matches!(reason, "Progressing" | "Shadowed")
+}
+
+/// `Ready`, and `Stalled=True` with the same reason and message while the
+/// object needs someone to act: kstatus (Flux, kpt) reads `Ready=False` as
+/// still in progress, and only `Stalled` as failed. Per its abnormal-true
+/// convention `Stalled` is left out otherwise.
+fn conditions(
     previous: &GenericSecretStatus,
     r: Readiness,
     generation: Option<i64>,
     now: Timestamp,
+) -> Vec<Condition> {
+    let stalled = (!r.ready && !resolves_itself(r.reason))
+        .then(|| condition(previous, "Stalled", true, &r, generation, now));
+    let ready = condition(previous, "Ready", r.ready, &r, generation, now);
+    std::iter::once(ready).chain(stalled).collect()
+}
+
+/// A condition with `r`'s reason and message, keeping its transition time
+/// while its status holds.
+fn condition(
+    previous: &GenericSecretStatus,
+    type_: &str,
+    holds: bool,
+    r: &Readiness,
+    generation: Option<i64>,
+    now: Timestamp,
 ) -> Condition {
-    let status = if r.ready { "True" } else { "False" };
-    let old = previous.ready_condition();
+    let status = if holds { "True" } else { "False" };
+    let old = previous.conditions.iter().find(|c| c.type_ == type_);
     let last_transition_time = old
         .filter(|c| c.status == status)
         .map(|c| c.last_transition_time.clone())
         .unwrap_or(Time(now));
     Condition {
-        type_: "Ready".into(),
+        type_: type_.into(),
         status: status.into(),
         reason: r.reason.into(),
-        message: r.message,
+        message: r.message.clone(),
         observed_generation: generation,
         last_transition_time,
     }

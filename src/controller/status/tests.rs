@@ -200,3 +200,32 @@ fn a_status_is_complete_only_for_its_own_data_with_every_target_current() {
     assert!(!shows_complete(Some(&status("h0", "3/3")), "h1"));
     assert!(!shows_complete(None, "h1"));
 }
+
+#[test]
+fn stalled_only_while_someone_has_to_act() {
+    let gs = tenant_wide();
+    let targets = [target("a", "rg-a", Mode::Write)];
+    let p = plan(&targets);
+    let stalled = |s: &GenericSecretStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "Stalled")
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    let with = |o: Outcome| replicated_status(&gs, &p, &[(targets[0].clone(), o)], "h", at(0));
+    let conflict = with(Outcome::Conflict("Secret a/creds exists".into()));
+    let ready_message = conflict.conditions[0].message.clone();
+    assert_eq!(
+        stalled(&conflict),
+        Some(("True".into(), "Conflict".into(), ready_message))
+    );
+    assert_eq!(
+        stalled(&with(Outcome::Failed("boom".into()))).map(|s| s.1),
+        Some("ReplicationFailed".into())
+    );
+    for passing in [Outcome::Pending, Outcome::Written] {
+        assert_eq!(stalled(&with(passing)), None);
+    }
+    let blocked = blocked_status(&gs, &Blocked::InvalidSpec("bad".into()), at(0));
+    assert_eq!(stalled(&blocked).map(|s| s.1), Some("InvalidSpec".into()));
+}
