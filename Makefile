@@ -14,7 +14,8 @@ export PATH := $(CP_BIN):$(PATH)
 
 .PHONY: control-plane up down test dev manifests bench
 
-## Build etcd, kube-apiserver, kube-controller-manager, kubectl and helm (cached).
+## Build etcd, kube-apiserver, kube-controller-manager, kubectl, helm and
+## gso-health (the GitOps tools' health verdicts for the tests; cached).
 control-plane:
 	$(CP_DIR)/build.sh
 
