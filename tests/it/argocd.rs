@@ -1,20 +1,17 @@
-//! The Argo CD health check (`deploy/argocd/health.lua`) run by `lua5.1` on
-//! the JSON the real operator leaves on real objects, as Argo CD would see it:
-//! the object as the apiserver serves it, JSON `null`s dropped.
+//! The Argo CD health check (`deploy/argocd/health.lua`) run by Argo CD's
+//! own Lua VM (gopher-lua, called as Argo CD calls a health script from
+//! argocd-cm: `gso-health lua`, see `health`) on the JSON the real operator
+//! leaves on real objects, as the apiserver serves it.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use futures::{StreamExt, TryStreamExt};
-use generic_secrets_operator::api::{GenericSecret, Scope};
+use generic_secrets_operator::api::Scope;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ApiResource, DynamicObject, ObjectMeta, PostParams};
-use kube::runtime::watcher;
+use kube::api::{ObjectMeta, PostParams};
 use serde_json::{Value, json};
 
 use crate::harness::{TestNamespace, expect_success, kubectl, repo_root};
-use crate::operator::{Operator, REACT, generic_secret};
+use crate::health::{Verdict, fetch, judge, raw_api, ready, versions_until_ready};
+use crate::operator::{Operator, generic_secret};
 
 const CM_KEY: &str = "resource.customizations.health.aicore.dev_GenericSecret";
 
@@ -22,172 +19,15 @@ fn script_path() -> std::path::PathBuf {
     repo_root().join("deploy/argocd/health.lua")
 }
 
-/// What the script returned.
-#[derive(Debug)]
-struct Health {
-    status: String,
-    message: String,
-}
-
-impl Health {
-    fn expect(&self, status: &str, message_part: &str) {
-        assert!(
-            self.status == status && self.message.contains(message_part),
-            "expected {status} with a message containing {message_part:?}, got {self:?}"
-        );
-    }
-}
-
-/// A Lua 5.1 string literal: printable ASCII as is, every other byte (and
-/// the quote and backslash) as a `\ddd` escape, so any UTF-8 survives.
-fn lua_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for b in s.bytes() {
-        match b {
-            b'"' | b'\\' => out.push_str(&format!("\\{b:03}")),
-            0x20..=0x7e => out.push(b as char),
-            _ => out.push_str(&format!("\\{b:03}")),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A Lua table constructor for `v`. Like Argo CD's conversion, a `null`
-/// member is left out (in Lua a nil field does not exist).
-fn lua_value(v: &Value) -> String {
-    match v {
-        Value::Null => "nil".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => lua_string(s),
-        Value::Array(items) => {
-            let items: Vec<String> = items.iter().map(lua_value).collect();
-            format!("{{{}}}", items.join(", "))
-        }
-        Value::Object(members) => {
-            let members: Vec<String> = members
-                .iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| format!("[{}] = {}", lua_string(k), lua_value(v)))
-                .collect();
-            format!("{{{}}}", members.join(", "))
-        }
-    }
-}
-
-/// Runs health.lua with `obj` as Argo CD does: a global `obj`, the script
-/// a chunk whose `return hs` is the result.
-fn run_health(obj: &Value) -> Health {
-    let program = format!(
-        "obj = {}\nlocal hs = assert(loadfile({}))()\nio.write(tostring(hs.status), \"\\n\", tostring(hs.message))\n",
-        lua_value(obj),
-        lua_string(&script_path().to_string_lossy())
-    );
-    let mut child = Command::new("lua5.1")
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => panic!(
-                "lua5.1 not found: install the Debian package lua5.1 (apt-get install lua5.1)"
-            ),
-            _ => panic!("running lua5.1: {e}"),
-        });
-    child
-        .stdin
-        .take()
-        .expect("lua5.1 stdin")
-        .write_all(program.as_bytes())
-        .expect("writing the program to lua5.1");
-    let out = child.wait_with_output().expect("waiting for lua5.1");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "lua5.1 failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (status, message) = stdout.split_once('\n').expect("status and message lines");
-    let health = Health {
-        status: status.to_owned(),
-        message: message.to_owned(),
-    };
-    let name = |key: &str| obj["metadata"][key].as_str().unwrap_or("?").to_owned();
-    eprintln!(
-        "argocd health of {}/{}: {} | {}",
-        name("namespace"),
-        name("name"),
-        health.status,
-        health.message
-    );
-    health
-}
-
-fn raw_api(op: &Operator, ns: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(
-        op.client.clone(),
-        ns,
-        &ApiResource::erase::<GenericSecret>(&()),
-    )
-}
-
-/// The object as the apiserver serves it.
-async fn fetch(op: &Operator, ns: &str, name: &str) -> Value {
-    let obj = raw_api(op, ns)
-        .get(name)
-        .await
-        .unwrap_or_else(|e| panic!("getting {ns}/{name}: {e}"));
-    serde_json::to_value(&obj).expect("object as JSON")
+/// Argo CD's health of `obj`.
+fn run_health(obj: &Value) -> Verdict {
+    let script = script_path();
+    judge("argocd health", &["lua", &script.to_string_lossy()], obj)
 }
 
 /// Health of `ns/name` as it is now.
-async fn health(op: &Operator, ns: &str, name: &str) -> Health {
+async fn health(op: &Operator, ns: &str, name: &str) -> Verdict {
     run_health(&fetch(op, ns, name).await)
-}
-
-/// The Ready condition of a raw object.
-fn ready(obj: &Value) -> Option<&Value> {
-    obj["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == "Ready")
-}
-
-/// Watches `name` while `act` runs and returns every version seen until
-/// Ready=True for the current generation (the transient ones included).
-async fn versions_until_ready(
-    api: Api<DynamicObject>,
-    name: &str,
-    act: impl FnOnce(),
-) -> Vec<Value> {
-    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut events = watcher(api, config).boxed();
-    let deadline = tokio::time::Instant::now() + REACT;
-    let mut next = async || {
-        tokio::time::timeout_at(deadline, events.try_next())
-            .await
-            .unwrap_or_else(|_| panic!("timed out watching {name} until Ready"))
-            .expect("watch")
-            .expect("watch ended")
-    };
-    // Act only once the watch is established, so that no version is missed.
-    while !matches!(next().await, watcher::Event::InitDone) {}
-    act();
-    let mut seen = Vec::new();
-    loop {
-        if let watcher::Event::Apply(obj) = next().await {
-            let obj = serde_json::to_value(&obj).expect("object as JSON");
-            let done = ready(&obj).is_some_and(|c| c["status"] == "True")
-                && obj["status"]["observedGeneration"] == obj["metadata"]["generation"];
-            seen.push(obj);
-            if done {
-                return seen;
-            }
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -337,7 +177,7 @@ async fn conflicts_and_blocked_objects_are_degraded() {
 }
 
 #[test]
-fn lua_literals_survive_quotes_escapes_and_unicode() {
+fn messages_survive_quotes_escapes_and_unicode() {
     let tricky = "a \"quoted\" \\ back\nslash ünï 名 \u{7f}1";
     let obj = json!({
         "metadata": {"generation": 1, "gone": null},
@@ -351,11 +191,32 @@ fn lua_literals_survive_quotes_escapes_and_unicode() {
     assert_eq!(health.message, format!("InvalidSpec: {tricky}"));
 }
 
+#[test]
+fn json_null_and_empty_collections_reach_the_script_as_argocd_converts_them() {
+    // Argo CD: a null member is nil (absent), `{}` and `[]` both an empty
+    // table. A null observedGeneration is then absent, i.e. not observed.
+    let ready = json!({"type": "Ready", "status": "True", "reason": "Replicated", "message": "ok"});
+    let mut obj = json!({
+        "metadata": {"generation": 1},
+        "status": {"observedGeneration": 1, "conditions": [ready], "resourceGroupSecretReplicationStatus": {}}
+    });
+    run_health(&obj).expect("Healthy", "ok");
+    obj["status"]["resourceGroupSecretReplicationStatus"] = json!([]);
+    run_health(&obj).expect("Healthy", "ok");
+    obj["status"]["observedGeneration"] = Value::Null;
+    run_health(&obj).expect(
+        "Progressing",
+        "Waiting for the operator to observe generation 1",
+    );
+    obj["status"] = json!({"conditions": null});
+    run_health(&obj).expect("Progressing", "generation 1");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn argocd_cm_patch_embeds_the_script_verbatim_and_applies() {
     let script = std::fs::read_to_string(script_path()).expect("reading health.lua");
     let patch_file = repo_root().join("deploy/argocd/argocd-cm-patch.yaml");
-    let patch: Value = serde_yaml::from_str(
+    let patch: Value = serde_saphyr::from_str(
         &std::fs::read_to_string(&patch_file).expect("reading argocd-cm-patch.yaml"),
     )
     .expect("argocd-cm-patch.yaml is YAML");

@@ -7,6 +7,7 @@ mod faults;
 mod foundation;
 mod generic_secrets;
 mod harness;
+mod health;
 mod leader;
 mod operator;
 mod recovery;
