@@ -8,6 +8,7 @@ mod foundation;
 mod generic_secrets;
 mod harness;
 mod health;
+mod kstatus;
 mod leader;
 mod operator;
 mod recovery;
