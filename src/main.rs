@@ -89,13 +89,8 @@ struct RunArgs {
     /// Address of /healthz, /readyz and /metrics (port 0: any free port).
     #[arg(long, env = "GSO_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     http_addr: SocketAddr,
-    /// Serve the SAP AI Core REST API (/v2/admin/secrets); callers
-    /// authenticate with their own Kubernetes bearer token.
-    #[arg(long, env = "GSO_REST_API")]
-    rest_api: bool,
-    /// Address of the REST API (port 0: any free port).
-    #[arg(long, env = "GSO_REST_ADDR", default_value = "0.0.0.0:8000")]
-    rest_addr: SocketAddr,
+    #[command(flatten)]
+    rest: rest::Options,
 }
 
 /// The client configuration: the flags' kubeconfig and context when given,
@@ -200,11 +195,11 @@ async fn run(args: RunArgs) -> ExitCode {
     }
     // Every replica serves the REST API, a standby too: it only talks to
     // the apiserver.
-    if args.rest_api {
-        match rest::serve(args.rest_addr, kube_config.clone(), client.clone(), &config).await {
-            Ok(addr) => tracing::info!(%addr, "serving the REST API"),
+    if args.rest.rest_api {
+        match rest::serve(&args.rest, kube_config.clone(), client.clone(), &config).await {
+            Ok((addr, tls)) => tracing::info!(%addr, tls, "serving the REST API"),
             Err(e) => {
-                tracing::error!(error = %e, addr = %args.rest_addr, "cannot bind the REST API port");
+                tracing::error!(error = %e, "cannot serve the REST API");
                 return ExitCode::FAILURE;
             }
         }

@@ -20,9 +20,11 @@
 //! - audit logs and `managedFields` name the real user, not the operator;
 //! - one round trip per call instead of three.
 //!
-//! The only call made with the operator's identity is the lookup of a
-//! resource group's namespace (callers need not be allowed to list
-//! namespaces). Tokens are never logged: [`Caller`] has no `Debug`.
+//! Calls made with the operator's identity answer only callers whose token
+//! the apiserver accepted (a `SelfSubjectReview`, made once per token by
+//! [`super::clients`]): the lookup of a resource group's namespace (callers
+//! need not be allowed to list namespaces). Tokens are never logged:
+//! [`Caller`] has no `Debug`.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -67,16 +69,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 }
 
 impl Caller {
-    /// A client that acts as the caller (see [`config_for`]).
-    pub fn client(&self, base: &kube::Config) -> Result<Client, ApiError> {
-        Client::try_from(config_for(base, &self.token)).map_err(|e| {
-            tracing::error!(error = %e, "building a client for the caller failed");
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot build a Kubernetes client",
-            )
-        })
+    pub fn token(&self) -> &str {
+        &self.token
     }
+}
+
+/// A client that acts as the holder of `token` (see [`config_for`]).
+pub fn client_for(base: &kube::Config, token: &str) -> Result<Client, ApiError> {
+    Client::try_from(config_for(base, token)).map_err(|e| {
+        tracing::error!(error = %e, "building a client for the caller failed");
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot build a Kubernetes client",
+        )
+    })
 }
 
 /// `base` (the operator's own configuration) for where and how to connect,
@@ -92,9 +98,8 @@ pub fn config_for(base: &kube::Config, token: &str) -> kube::Config {
 }
 
 /// Asks the apiserver who the caller is, only to fail with 401 for a token
-/// it does not accept. Used before answering from the operator's own
-/// lookup, so that requests with a bad token learn nothing about resource
-/// groups.
+/// it does not accept, so that requests with a bad token learn nothing from
+/// the operator's own view (which resource groups exist).
 pub async fn authenticate(client: &Client) -> Result<(), ApiError> {
     Api::<SelfSubjectReview>::all(client.clone())
         .create(&PostParams::default(), &SelfSubjectReview::default())
@@ -141,9 +146,6 @@ mod tests {
             serde_json::json!({"token": "caller-token"})
         );
         base.root_cert = None;
-        let caller = Caller {
-            token: "caller-token".into(),
-        };
-        assert!(caller.client(&base).is_ok());
+        assert!(client_for(&base, "caller-token").is_ok());
     }
 }

@@ -1,94 +1,159 @@
 //! The SAP AI Core REST API for generic secrets, `/v2/admin/secrets`
 //! (`generic-secrets-operator run --rest-api`), as the AI Core documents'
-//! `curl` examples call it. Each call reads or writes `GenericSecret`
-//! objects, so kubectl, Argo CD and this API share one truth; secret data
-//! goes in, never out (nor into a log line).
+//! `curl` examples and SAP's SDK clients call it. Each call reads or writes
+//! `GenericSecret` objects, so kubectl, Argo CD and this API share one
+//! truth; secret data goes in, into a Secret, never out (nor into a log
+//! line).
 //!
 //! - [`scope`]: the `AI-Tenant-Scope` / `AI-Resource-Group` headers.
-//! - [`auth`]: the bearer token; the calls are made *as the caller* (why
-//!   that beats a TokenReview + SubjectAccessReview: see there).
-//! - [`model`]: request and response JSON and the pure mapping to objects.
-//! - [`error`]: the JSON error shape and the status mapping.
-//!
-//! Handlers are thin: extract (auth, scope, name, body), check, one or two
-//! apiserver calls, map the answer. The I/O is here.
+//! - [`auth`]: the bearer token; the calls are made *as the caller*.
+//! - [`clients`]: one client per caller token, reused briefly.
+//! - [`groups`]: which namespace a resource group is (a watch).
+//! - [`model`], [`query`]: request and response JSON, the list query.
+//! - [`objects`]: requests to objects and back; [`data`]: the data Secret.
+//! - [`handlers`]: the calls; [`layers`]: request id, log line, 429.
+//! - [`tls`]: the listeners; [`error`]: the JSON error shape.
 
 pub mod auth;
+pub mod clients;
+pub mod data;
 pub mod error;
+pub mod groups;
+mod handlers;
+pub mod layers;
 pub mod model;
+pub mod objects;
+pub mod query;
 pub mod scope;
+pub mod tls;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, RawQuery, Request, State};
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
+use tokio::sync::{Mutex, Semaphore};
 
-use crate::api::validation::kubernetes_name;
-use crate::api::{GenericSecret, Scope};
 use crate::controller::Config;
 use crate::plan::Rules;
 use auth::Caller;
-use error::{ApiError, json};
-use model::{CreateRequest, JsonBody, Message, Name, PatchRequest};
+use error::ApiError;
+use handlers::Target;
 use scope::Requested;
 
-/// Field manager of the writes made through this API (with the caller's
-/// identity), so `managedFields` tell them from kubectl's.
-const FIELD_MANAGER: &str = "aicore-rest-api";
-/// Tries of a `PATCH` whose object changed between read and write.
-const PATCH_ATTEMPTS: u32 = 5;
+/// The `run` flags of the REST API (each also from a `GSO_*` variable).
+#[derive(clap::Args, Clone, Debug)]
+pub struct Options {
+    /// Serve the SAP AI Core REST API (/v2/admin/secrets); callers
+    /// authenticate with their own Kubernetes bearer token.
+    #[arg(long, env = "GSO_REST_API")]
+    pub rest_api: bool,
+    /// Address of the REST API (port 0: any free port). Plain HTTP only on
+    /// loopback, unless --rest-allow-plain-http.
+    #[arg(long, env = "GSO_REST_ADDR", default_value = "127.0.0.1:8000")]
+    pub rest_addr: SocketAddr,
+    /// TLS certificate chain (PEM) of the REST API; read again whenever the
+    /// file changes (cert-manager rotations).
+    #[arg(long, env = "GSO_REST_TLS_CERT", requires = "rest_tls_key")]
+    pub rest_tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of the REST API, beside --rest-tls-cert.
+    #[arg(long, env = "GSO_REST_TLS_KEY", requires = "rest_tls_cert")]
+    pub rest_tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback --rest-addr (bearer tokens in
+    /// the clear: only behind a TLS-terminating proxy or service mesh).
+    #[arg(long, env = "GSO_REST_ALLOW_PLAIN_HTTP")]
+    pub rest_allow_plain_http: bool,
+    /// REST requests in flight at once; more are answered 429 with
+    /// Retry-After.
+    #[arg(long, env = "GSO_REST_MAX_CONCURRENT_REQUESTS", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    pub rest_max_concurrent_requests: u16,
+}
 
 /// What the handlers share.
 struct Server {
-    /// The operator's own configuration: cluster URL and CA for the
-    /// callers' clients.
-    base: kube::Config,
-    /// The operator's own client, only for the resource-group lookup.
-    client: Client,
+    /// The callers' clients.
+    clients: clients::Clients,
+    /// Resource groups, watched with the operator's own client.
+    groups: Arc<groups::Cache>,
     /// Tenant namespace, quota and the rest of the planner's rules.
     rules: Rules,
-    /// The installation's `--namespace-selector`.
-    namespace_selector: Option<String>,
+    /// Held from the quota check to the create of a tenant-wide secret.
+    tenant_wide: Mutex<()>,
 }
 
-type Shared = State<Arc<Server>>;
+impl Server {
+    /// The caller's client (authenticated) and the scope's namespace.
+    async fn target(&self, caller: &Caller, requested: &Requested) -> Result<Target, ApiError> {
+        let client = self.clients.get(caller.token()).await?;
+        let namespace = match requested {
+            Requested::Tenant | Requested::TenantWide => self.rules.tenant_namespace.clone(),
+            Requested::ResourceGroup(rg) => self.groups.namespace_of(rg).await?,
+        };
+        Ok(Target {
+            scope: requested.scope(),
+            api: Api::namespaced(client.clone(), &namespace),
+            secrets: Api::namespaced(client, &namespace),
+        })
+    }
+}
 
-/// Bind `addr` and serve the REST API until the process ends; returns the
-/// bound address (port 0 picks a free one).
+/// Bind `options.rest_addr` and serve the REST API until the process ends;
+/// returns the bound address (port 0 picks a free one) and whether it is
+/// TLS. `base` is the operator's configuration (cluster URL and CA of the
+/// callers' clients), `client` the operator's own.
 pub async fn serve(
-    addr: SocketAddr,
+    options: &Options,
     base: kube::Config,
     client: Client,
     config: &Config,
-) -> std::io::Result<SocketAddr> {
-    let server = Server {
-        base,
-        client,
-        rules: config.rules(),
-        namespace_selector: config.namespace_selector.clone(),
+) -> Result<(SocketAddr, bool), String> {
+    let acceptor = match (&options.rest_tls_cert, &options.rest_tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        })?),
+        (None, None) => None,
+        _ => return Err("--rest-tls-cert and --rest-tls-key go together".to_owned()),
     };
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let app = router(Arc::new(server));
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "REST API server stopped");
+    let addr = options.rest_addr;
+    tls::check_listener(addr, acceptor.is_some(), options.rest_allow_plain_http)?;
+    let server = Server {
+        clients: clients::Clients::new(base),
+        groups: groups::Cache::spawn(client, config.namespace_selector.clone()),
+        rules: config.rules(),
+        tenant_wide: Mutex::new(()),
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("binding {addr}: {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("binding {addr}: {e}"))?;
+    let in_flight = usize::from(options.rest_max_concurrent_requests);
+    let app = router(Arc::new(server), in_flight);
+    let tls = acceptor.is_some();
+    match acceptor {
+        Some(acceptor) => {
+            tokio::spawn(tls::serve(listener, acceptor, app));
         }
-    });
-    Ok(bound)
+        None => {
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "REST API server stopped");
+                }
+            });
+        }
+    }
+    Ok((bound, tls))
 }
 
-fn router(server: Arc<Server>) -> Router {
+fn router(server: Arc<Server>, in_flight: usize) -> Router {
+    use handlers::{create, list, modify, read, remove};
     Router::new()
         .route("/v2/admin/secrets", get(list).post(create))
         .route(
@@ -100,194 +165,11 @@ fn router(server: Arc<Server>) -> Router {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
         })
         .layer(DefaultBodyLimit::max(model::MAX_BODY_BYTES))
-        .layer(middleware::from_fn(log_request))
+        // Layers run outermost last-added: the id and log line see the 429s.
+        .layer(from_fn_with_state(
+            Arc::new(Semaphore::new(in_flight)),
+            layers::limit,
+        ))
+        .layer(from_fn(layers::trace))
         .with_state(server)
-}
-
-/// One log line per request: method, path, status, duration; never
-/// headers or bodies (tokens, secret data).
-async fn log_request(request: Request, next: Next) -> Response {
-    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    tracing::info!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        millis = started.elapsed().as_millis() as u64,
-        "REST request"
-    );
-    response
-}
-
-/// Where a request acts: its scope, and its namespace through the caller's
-/// client.
-struct Target {
-    scope: Scope,
-    api: Api<GenericSecret>,
-}
-
-impl Server {
-    async fn target(&self, caller: &Caller, requested: &Requested) -> Result<Target, ApiError> {
-        let client = caller.client(&self.base)?;
-        let namespace = match requested {
-            Requested::Tenant | Requested::TenantWide => self.rules.tenant_namespace.clone(),
-            Requested::ResourceGroup(rg) => self.resource_group(rg, &client).await?,
-        };
-        Ok(Target {
-            scope: requested.scope(),
-            api: Api::namespaced(client, &namespace),
-        })
-    }
-
-    /// The namespace of resource group `rg`, looked up with the operator's
-    /// own client; errors only for a caller Kubernetes accepts.
-    async fn resource_group(&self, rg: &str, caller: &Client) -> Result<String, ApiError> {
-        let selector = scope::namespace_selector(rg, self.namespace_selector.as_deref());
-        let labelled = Api::<Namespace>::all(self.client.clone())
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| ApiError::internal("looking up the resource group", &e))?;
-        let picked = scope::pick_namespace(rg, &labelled.items);
-        // Any answer drawn from the operator's own view (not found, or which
-        // namespaces collide) goes only to a caller Kubernetes accepts.
-        if picked.is_err() {
-            auth::authenticate(caller).await?;
-        }
-        picked
-    }
-}
-
-impl Target {
-    /// The visible object named `name` (AI Core name, any case mapping to
-    /// the same Kubernetes name). Objects whose `metadata.name` differs from
-    /// their AI Core name (made with kubectl) are found by a list.
-    async fn find(&self, name: &str) -> Result<GenericSecret, ApiError> {
-        let wanted = kubernetes_name(name);
-        if let Some(gs) = self.api.get_opt(&wanted).await?
-            && model::visible(&gs, self.scope)
-            && gs.secret_name() == wanted
-        {
-            return Ok(gs);
-        }
-        let all = self.api.list(&ListParams::default()).await?.items;
-        model::find_by_name(all, self.scope, &wanted)
-            .ok_or_else(|| ApiError::not_found(format!("secret {name} not found")))
-    }
-
-    /// Applies `request` to the object named `name`, bound to the version
-    /// read. The controller writes the finalizer and status right after a
-    /// create, so a conflict is retried on a fresh read (like client-go's
-    /// `RetryOnConflict`).
-    async fn modify(&self, name: &str, request: &PatchRequest) -> Result<GenericSecret, ApiError> {
-        let params = PatchParams {
-            field_manager: field_manager(),
-            ..PatchParams::default()
-        };
-        let mut attempt = 1;
-        loop {
-            let gs = self.find(name).await?;
-            let spec = model::patched_spec(&gs.spec, request)?;
-            let patch = Patch::Merge(model::merge_patch(&gs, &spec));
-            match self.api.patch(&gs.name_any(), &params, &patch).await {
-                Err(kube::Error::Api(s)) if s.code == 409 && attempt < PATCH_ATTEMPTS => {
-                    tracing::debug!(attempt, "PATCH met a concurrent write; retrying");
-                    attempt += 1;
-                }
-                result => return result.map_err(ApiError::from),
-            }
-        }
-    }
-}
-
-fn field_manager() -> Option<String> {
-    Some(FIELD_MANAGER.to_owned())
-}
-
-async fn list(
-    State(server): Shared,
-    caller: Caller,
-    requested: Requested,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let query = model::parse_query(query.as_deref())?;
-    let target = server.target(&caller, &requested).await?;
-    let items = target.api.list(&ListParams::default()).await?.items;
-    let visible = items
-        .iter()
-        .filter(|gs| model::visible(gs, target.scope))
-        .map(model::summary)
-        .collect();
-    Ok(json(StatusCode::OK, &model::page(visible, &query)))
-}
-
-async fn create(
-    State(server): Shared,
-    caller: Caller,
-    requested: Requested,
-    JsonBody(request): JsonBody<CreateRequest>,
-) -> Result<Response, ApiError> {
-    let name = request.name.clone();
-    let gs = model::new_generic_secret(requested.scope(), request)?;
-    let target = server.target(&caller, &requested).await?;
-    if target.scope == Scope::TenantWide {
-        let existing = target.api.list(&ListParams::default()).await?.items;
-        model::admit_tenant_wide(&server.rules, existing, &gs, Timestamp::now())?;
-    }
-    let params = PostParams {
-        dry_run: false,
-        field_manager: field_manager(),
-    };
-    match target.api.create(&params, &gs).await {
-        Ok(_) => Ok(json(StatusCode::OK, &Message::created(&name))),
-        Err(kube::Error::Api(s)) if s.code == 409 => Err(ApiError::conflict(format!(
-            "secret {name} already exists (or another whose name maps to the same \
-             Kubernetes name {})",
-            gs.name_any()
-        ))),
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn read(
-    State(server): Shared,
-    caller: Caller,
-    requested: Requested,
-    Name(name): Name,
-) -> Result<Response, ApiError> {
-    let target = server.target(&caller, &requested).await?;
-    let gs = target.find(&name).await?;
-    Ok(json(StatusCode::OK, &model::detail(&gs)))
-}
-
-async fn modify(
-    State(server): Shared,
-    caller: Caller,
-    requested: Requested,
-    Name(name): Name,
-    JsonBody(request): JsonBody<PatchRequest>,
-) -> Result<Response, ApiError> {
-    let target = server.target(&caller, &requested).await?;
-    let gs = target.modify(&name, &request).await?;
-    Ok(json(StatusCode::OK, &Message::modified(gs.ai_core_name())))
-}
-
-async fn remove(
-    State(server): Shared,
-    caller: Caller,
-    requested: Requested,
-    Name(name): Name,
-) -> Result<Response, ApiError> {
-    let target = server.target(&caller, &requested).await?;
-    let gs = target.find(&name).await?;
-    // Exactly the object found: never another one that took its name since.
-    let params = DeleteParams {
-        preconditions: Some(Preconditions {
-            uid: gs.uid(),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
-    };
-    target.api.delete(&gs.name_any(), &params).await?;
-    Ok(json(StatusCode::OK, &Message::deleted(gs.ai_core_name())))
 }

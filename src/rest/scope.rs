@@ -1,18 +1,20 @@
-//! The AI Core scope headers and where they point: `AI-Tenant-Scope: true`
-//! is the main tenant, `AI-Tenant-Scope: true` with `AI-Resource-Group: *`
-//! is tenant-wide (both in the tenant namespace), `AI-Resource-Group: <rg>`
-//! alone is the namespace labelled `aicore.dev/resource-group=<rg>`. Pure:
-//! the namespace lookup itself is in `mod.rs`.
+//! The AI Core scope headers, as the documents define them and SAP's SDKs
+//! send them. `AI-Tenant-Scope: true` is the main tenant, unless
+//! `AI-Resource-Group: *` stands beside it (tenant-wide); a named resource
+//! group beside `AI-Tenant-Scope: true` is still the main tenant, because
+//! the SDKs always send their client's resource group (the Python SDK adds
+//! `AI-Tenant-Scope: true` by default, the JS SDK sends
+//! `AI-Resource-Group` on every call). Without `AI-Tenant-Scope: true` the
+//! resource group is the scope. Pure: [`parse`] is the one place that
+//! decides.
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::ResourceExt;
 
 use super::error::ApiError;
+use crate::api::Scope;
 use crate::api::validation::is_label_value;
-use crate::api::{RESOURCE_GROUP_LABEL, Scope};
 
 pub const TENANT_SCOPE_HEADER: &str = "AI-Tenant-Scope";
 pub const RESOURCE_GROUP_HEADER: &str = "AI-Resource-Group";
@@ -53,12 +55,9 @@ pub fn parse(
     };
     let group = resource_group.map(str::trim).filter(|v| !v.is_empty());
     match (tenant, group) {
-        (true, None) => Ok(Requested::Tenant),
         (true, Some("*")) => Ok(Requested::TenantWide),
-        (true, Some(_)) => Err(ApiError::bad_request(format!(
-            "with {TENANT_SCOPE_HEADER}: true, {RESOURCE_GROUP_HEADER} must be absent (main \
-             tenant) or * (tenant-wide)"
-        ))),
+        // The SDKs' default resource group rides along: not a contradiction.
+        (true, _) => Ok(Requested::Tenant),
         (false, Some("*")) => Err(ApiError::bad_request(format!(
             "{RESOURCE_GROUP_HEADER}: * (tenant-wide) also needs {TENANT_SCOPE_HEADER}: true"
         ))),
@@ -68,9 +67,9 @@ pub fn parse(
              alphanumerics, '-', '_' or '.', starting and ending alphanumeric)"
         ))),
         (false, None) => Err(ApiError::bad_request(format!(
-            "say where the secret lives: header {RESOURCE_GROUP_HEADER}: <resource group>, \
-             or {TENANT_SCOPE_HEADER}: true (main tenant), or both with \
-             {RESOURCE_GROUP_HEADER}: * (tenant-wide)"
+            "say where the secret lives: send header {RESOURCE_GROUP_HEADER}: <resource \
+             group>, or {TENANT_SCOPE_HEADER}: true (main tenant), or {TENANT_SCOPE_HEADER}: \
+             true with {RESOURCE_GROUP_HEADER}: * (tenant-wide)"
         ))),
     }
 }
@@ -96,111 +95,131 @@ impl<S: Send + Sync> FromRequestParts<S> for Requested {
     }
 }
 
-/// Label selector for the namespace of resource group `rg` within this
-/// installation (`installation`: the operator's `--namespace-selector`).
-/// `rg` is a checked label value, so it cannot widen the selector.
-pub fn namespace_selector(rg: &str, installation: Option<&str>) -> String {
-    match installation {
-        Some(selector) => format!("{RESOURCE_GROUP_LABEL}={rg},{selector}"),
-        None => format!("{RESOURCE_GROUP_LABEL}={rg}"),
-    }
-}
-
-/// The one live namespace among those labelled for `rg`.
-pub fn pick_namespace(rg: &str, labelled: &[Namespace]) -> Result<String, ApiError> {
-    let live: Vec<String> = labelled
-        .iter()
-        .filter(|ns| ns.metadata.deletion_timestamp.is_none())
-        .map(|ns| ns.name_any())
-        .collect();
-    match live.as_slice() {
-        [] => Err(ApiError::not_found(format!(
-            "resource group {rg} not found"
-        ))),
-        [one] => Ok(one.clone()),
-        several => Err(ApiError::conflict(format!(
-            "resource group {rg} is ambiguous: namespaces {} all carry \
-             {RESOURCE_GROUP_LABEL}={rg}; an administrator must relabel all but one",
-            several.join(", ")
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::StatusCode;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-    use kube::api::ObjectMeta;
+
+    /// What a header pair must give: a scope, or a 400 whose message says this.
+    enum Want {
+        Is(Requested),
+        Refused(&'static str),
+    }
+    use Want::{Is, Refused};
+
+    fn rg(id: &str) -> Want {
+        Is(Requested::ResourceGroup(id.to_owned()))
+    }
 
     #[test]
-    fn maps_headers_as_the_ai_core_documents_say() {
-        assert_eq!(parse(Some("true"), None), Ok(Requested::Tenant));
-        assert_eq!(parse(Some("TRUE"), Some("")), Ok(Requested::Tenant));
-        assert_eq!(parse(Some("true"), Some("*")), Ok(Requested::TenantWide));
-        assert_eq!(
-            parse(None, Some("default")),
-            Ok(Requested::ResourceGroup("default".into()))
-        );
-        assert_eq!(
-            parse(Some("false"), Some("rg-1")),
-            Ok(Requested::ResourceGroup("rg-1".into()))
-        );
+    fn every_combination_of_the_two_headers() {
+        let no_scope = "send header AI-Resource-Group: <resource group>";
+        let bad_group = "not a valid resource group id";
+        let star_alone = "also needs AI-Tenant-Scope: true";
+        let bad_tenant = "AI-Tenant-Scope must be true or false";
+        // Rows: AI-Tenant-Scope; columns: AI-Resource-Group absent, empty,
+        // "*", a named group (the SDKs' default), a selector injection.
+        let groups = [None, Some(""), Some("*"), Some("default"), Some("rg-1,x=y")];
+        let table: [(Option<&str>, [Want; 5]); 7] = [
+            (
+                None,
+                [
+                    Refused(no_scope),
+                    Refused(no_scope),
+                    Refused(star_alone),
+                    rg("default"),
+                    Refused(bad_group),
+                ],
+            ),
+            (
+                Some(""),
+                [
+                    Refused(no_scope),
+                    Refused(no_scope),
+                    Refused(star_alone),
+                    rg("default"),
+                    Refused(bad_group),
+                ],
+            ),
+            (
+                Some("false"),
+                [
+                    Refused(no_scope),
+                    Refused(no_scope),
+                    Refused(star_alone),
+                    rg("default"),
+                    Refused(bad_group),
+                ],
+            ),
+            (
+                Some("False"),
+                [
+                    Refused(no_scope),
+                    Refused(no_scope),
+                    Refused(star_alone),
+                    rg("default"),
+                    Refused(bad_group),
+                ],
+            ),
+            (
+                Some("true"),
+                [
+                    Is(Requested::Tenant),
+                    Is(Requested::Tenant),
+                    Is(Requested::TenantWide),
+                    // The Python SDK's defaults: main tenant, not an error.
+                    Is(Requested::Tenant),
+                    Is(Requested::Tenant),
+                ],
+            ),
+            (
+                Some(" TRUE "),
+                [
+                    Is(Requested::Tenant),
+                    Is(Requested::Tenant),
+                    Is(Requested::TenantWide),
+                    Is(Requested::Tenant),
+                    Is(Requested::Tenant),
+                ],
+            ),
+            (
+                Some("yes"),
+                [
+                    Refused(bad_tenant),
+                    Refused(bad_tenant),
+                    Refused(bad_tenant),
+                    Refused(bad_tenant),
+                    Refused(bad_tenant),
+                ],
+            ),
+        ];
+        for (tenant, row) in &table {
+            for (group, want) in groups.iter().zip(row) {
+                let got = parse(*tenant, *group);
+                match (want, got) {
+                    (Is(scope), Ok(got)) => assert_eq!(&got, scope, "{tenant:?} {group:?}"),
+                    (Refused(says), Err(e)) => {
+                        assert_eq!(e.status().as_u16(), 400, "{tenant:?} {group:?}");
+                        assert!(e.message().contains(says), "{tenant:?} {group:?}: {e:?}");
+                    }
+                    (_, got) => panic!("{tenant:?} {group:?}: got {got:?}"),
+                }
+            }
+        }
         assert_eq!(Requested::TenantWide.scope(), Scope::TenantWide);
-    }
-
-    #[test]
-    fn refuses_missing_or_contradictory_headers() {
-        for (tenant, rg) in [
-            (None, None),
-            (Some("false"), None),
-            (Some("yes"), None),
-            (Some("true"), Some("rg-1")),
-            (None, Some("*")),
-            // A selector injection attempt is not a label value.
-            (None, Some("rg-1,team=x")),
-            (None, Some("-rg")),
-        ] {
-            let err = parse(tenant, rg).expect_err("refused");
-            assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{tenant:?} {rg:?}");
-        }
-    }
-
-    #[test]
-    fn selects_the_resource_group_within_the_installation() {
         assert_eq!(
-            namespace_selector("rg-a", None),
-            "aicore.dev/resource-group=rg-a"
-        );
-        assert_eq!(
-            namespace_selector("rg-a", Some("!gso-test")),
-            "aicore.dev/resource-group=rg-a,!gso-test"
+            Requested::ResourceGroup("a".into()).scope(),
+            Scope::ResourceGroup
         );
     }
 
-    fn namespace(name: &str, terminating: bool) -> Namespace {
-        Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                deletion_timestamp: terminating.then(|| Time(k8s_openapi::jiff::Timestamp::now())),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        }
-    }
-
     #[test]
-    fn picks_the_single_live_namespace() {
+    fn the_missing_scope_error_names_the_headers_to_send() {
+        let err = parse(None, None).expect_err("no scope");
         assert_eq!(
-            pick_namespace("rg", &[namespace("a", false), namespace("old", true)]),
-            Ok("a".to_owned())
+            err.message(),
+            "say where the secret lives: send header AI-Resource-Group: <resource group>, or \
+             AI-Tenant-Scope: true (main tenant), or AI-Tenant-Scope: true with \
+             AI-Resource-Group: * (tenant-wide)"
         );
-        let missing = pick_namespace("rg-x", &[namespace("old", true)]).expect_err("none");
-        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-        assert_eq!(missing.message(), "resource group rg-x not found");
-        let several = pick_namespace("rg", &[namespace("a", false), namespace("b", false)])
-            .expect_err("ambiguous");
-        assert_eq!(several.status(), StatusCode::CONFLICT);
-        assert!(several.message().contains("a, b"), "{}", several.message());
     }
 }

@@ -27,6 +27,8 @@ use crate::harness::{
 use crate::harness::{kubectl, scratch_dir};
 use crate::operator::{Operator, generic_secret, install_crd};
 
+mod rest;
+
 const CHART: &str = "charts/generic-secrets-operator";
 const CHART_NAME: &str = "generic-secrets-operator";
 /// Label of the test namespace that the admission policy is bound to, so
@@ -127,7 +129,7 @@ fn chart_renders_the_options() {
         ns,
         &[
             "--set",
-            "restApi.enabled=true,tenantNamespace=tenant-x,namespaceSelector=tenant=x",
+            "restApi.enabled=true,restApi.allowPlainHttp=true,tenantNamespace=tenant-x,namespaceSelector=tenant=x",
             "--set",
             "leaderElection.enabled=false,adoptExisting=true,replicas=1,logLevel=debug",
             "--set",

@@ -1,0 +1,294 @@
+//! The five calls of `/v2/admin/secrets`. Each extracts (token, scope,
+//! name, body), checks what it can without the apiserver, makes its calls
+//! as the caller and maps the answer. The REST API's I/O on objects and
+//! data Secrets is here.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::{Api, ResourceExt};
+
+use super::auth::Caller;
+use super::data::{self, Source};
+use super::error::{ApiError, json};
+use super::model::{CreateRequest, JsonBody, Label, Message, Name, PatchRequest};
+use super::objects::{self, NewSecret};
+use super::scope::Requested;
+use super::{Server, query};
+use crate::api::validation::kubernetes_name;
+use crate::api::{Data, GenericSecret, Scope, SecretData};
+
+/// Field manager of the writes made through this API (with the caller's
+/// identity), so `managedFields` tell them from kubectl's.
+const FIELD_MANAGER: &str = "aicore-rest-api";
+/// Tries of a `PATCH` whose object changed between read and write.
+const PATCH_ATTEMPTS: u32 = 5;
+
+type Shared = State<Arc<Server>>;
+
+fn post_params() -> PostParams {
+    PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+    }
+}
+
+fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    }
+}
+
+/// Exactly the object read: never another that took its name since.
+fn exactly(uid: Option<String>) -> DeleteParams {
+    DeleteParams {
+        preconditions: Some(Preconditions {
+            uid,
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    }
+}
+
+/// Where a request acts: its scope, and its namespace's objects and
+/// Secrets through the caller's client.
+pub struct Target {
+    pub scope: Scope,
+    pub api: Api<GenericSecret>,
+    pub secrets: Api<Secret>,
+}
+
+impl Target {
+    /// The visible object named `name` (AI Core name, any case mapping to
+    /// the same Kubernetes name). Objects whose `metadata.name` differs from
+    /// their AI Core name (made with kubectl) are found by a list.
+    async fn find(&self, name: &str) -> Result<GenericSecret, ApiError> {
+        let wanted = kubernetes_name(name);
+        if let Some(gs) = self.api.get_opt(&wanted).await?
+            && objects::visible(&gs, self.scope)
+            && gs.secret_name() == wanted
+        {
+            return Ok(gs);
+        }
+        let all = self.api.list(&ListParams::default()).await?.items;
+        objects::find_by_name(all, self.scope, &wanted)
+            .ok_or_else(|| ApiError::not_found(format!("secret {name} not found")))
+    }
+
+    /// Patches `gs` (inline data, labels), bound to the version read. The
+    /// controller writes the finalizer and status right after a create, so
+    /// a conflict is retried on a fresh read (client-go's `RetryOnConflict`).
+    async fn patch_object(
+        &self,
+        mut gs: GenericSecret,
+        name: &str,
+        data: Option<&SecretData>,
+        labels: Option<&[Label]>,
+    ) -> Result<GenericSecret, ApiError> {
+        let mut attempt = 1;
+        loop {
+            let spec = objects::patched_spec(&gs.spec, data, labels)?;
+            let patch = Patch::Merge(objects::merge_patch(&gs, &spec));
+            match self
+                .api
+                .patch(&gs.name_any(), &patch_params(), &patch)
+                .await
+            {
+                Err(kube::Error::Api(s)) if s.code == 409 && attempt < PATCH_ATTEMPTS => {
+                    tracing::debug!(attempt, "PATCH met a concurrent write; retrying");
+                    attempt += 1;
+                    gs = self.find(name).await?;
+                }
+                result => return result.map_err(ApiError::from),
+            }
+        }
+    }
+
+    /// Replaces the data in `gs`'s data Secret, only while `gs` owns it.
+    async fn rotate(&self, gs: &GenericSecret, data: &Data) -> Result<(), ApiError> {
+        let name = data::secret_name(&gs.name_any());
+        let patch = Patch::<()>::Json(data::rotation(gs, data)?);
+        match self.secrets.patch(&name, &patch_params(), &patch).await {
+            Ok(_) => Ok(()),
+            // Deleted by hand: written anew, owned from the start.
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                let mut secret = data::new_secret(&gs.name_any(), &gs.spec.type_, data.clone());
+                secret.metadata.owner_references = Some(vec![data::owner_reference(gs)?]);
+                self.secrets.create(&post_params(), &secret).await?;
+                Ok(())
+            }
+            // The patch's `test` failed: someone else's Secret by that name.
+            Err(kube::Error::Api(s)) if s.code == 422 => Err(ApiError::conflict(format!(
+                "Secret {name} is not owned by secret {}, so its data is not rotated; \
+                 an administrator must delete or rename that Secret",
+                gs.ai_core_name()
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Takes back a write of a refused create. Best effort: the refusal is
+    /// what the caller hears; a leftover is logged.
+    async fn undo<K>(&self, api: &Api<K>, written: &K)
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let name = written.meta().name.clone().unwrap_or_default();
+        let uid = written.meta().uid.clone();
+        if let Err(e) = api.delete(&name, &exactly(uid)).await {
+            tracing::warn!(error = %e, kind = K::kind(&()).as_ref(), name, "could not take back a write of a refused create; delete it by hand");
+        }
+    }
+}
+
+pub async fn list(
+    State(server): Shared,
+    caller: Caller,
+    requested: Requested,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = query::parse(raw.as_deref())?;
+    let target = server.target(&caller, &requested).await?;
+    let items = target.api.list(&ListParams::default()).await?.items;
+    let visible = items
+        .iter()
+        .filter(|gs| objects::visible(gs, target.scope))
+        .map(objects::summary)
+        .collect();
+    Ok(json(StatusCode::OK, &query::page(visible, &query)))
+}
+
+pub async fn create(
+    State(server): Shared,
+    caller: Caller,
+    requested: Requested,
+    JsonBody(request): JsonBody<CreateRequest>,
+) -> Result<Response, ApiError> {
+    let name = request.name.clone();
+    let NewSecret { object, data } = objects::new_generic_secret(requested.scope(), request)?;
+    let target = server.target(&caller, &requested).await?;
+    // One tenant-wide create at a time: another's check cannot pass between
+    // this check and this create (in this process; the controller stays the
+    // final authority across replicas).
+    let _slot = match target.scope {
+        Scope::TenantWide => Some(server.tenant_wide.lock().await),
+        _ => None,
+    };
+    if target.scope == Scope::TenantWide {
+        let existing = target.api.list(&ListParams::default()).await?.items;
+        objects::admit_tenant_wide(&server.rules, existing, &object, Timestamp::now())?;
+    }
+    let taken = || {
+        ApiError::conflict(format!(
+            "secret {name} already exists (or another whose name maps to the same \
+             Kubernetes name {})",
+            object.name_any()
+        ))
+    };
+    let conflict_or = |e: kube::Error| match e {
+        kube::Error::Api(s) if s.code == 409 => taken(),
+        e => ApiError::from(e),
+    };
+    // The data first: the controller's first reconcile of the object finds
+    // its source, rather than reporting it missing and waiting.
+    let secret = data::new_secret(&object.name_any(), &object.spec.type_, data);
+    let written = target
+        .secrets
+        .create(&post_params(), &secret)
+        .await
+        .map_err(conflict_or)?;
+    let created = match target.api.create(&post_params(), &object).await {
+        Ok(created) => created,
+        Err(e) => {
+            target.undo(&target.secrets, &written).await;
+            return Err(conflict_or(e));
+        }
+    };
+    // From here the garbage collector deletes the data with the object.
+    let owned = match data::owner_reference(&created) {
+        Ok(owner) => {
+            let patch = data::owner_patch(&owner, written.resource_version().as_deref());
+            let patch = Patch::Merge(patch);
+            target
+                .secrets
+                .patch(&written.name_any(), &patch_params(), &patch)
+                .await
+                .map_err(ApiError::from)
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = owned {
+        target.undo(&target.api, &created).await;
+        target.undo(&target.secrets, &written).await;
+        return Err(e);
+    }
+    Ok(json(StatusCode::OK, &Message::created(&name)))
+}
+
+pub async fn read(
+    State(server): Shared,
+    caller: Caller,
+    requested: Requested,
+    Name(name): Name,
+) -> Result<Response, ApiError> {
+    let target = server.target(&caller, &requested).await?;
+    let gs = target.find(&name).await?;
+    Ok(json(StatusCode::OK, &objects::detail(&gs)))
+}
+
+pub async fn modify(
+    State(server): Shared,
+    caller: Caller,
+    requested: Requested,
+    Name(name): Name,
+    JsonBody(request): JsonBody<PatchRequest>,
+) -> Result<Response, ApiError> {
+    objects::check_patch(&request)?;
+    let PatchRequest { data, labels } = request;
+    let target = server.target(&caller, &requested).await?;
+    let gs = target.find(&name).await?;
+    let inline = match (data.as_ref(), data::source(&gs)) {
+        (None, _) => None,
+        (Some(data), Source::Inline) => Some(data),
+        (Some(data), Source::Owned(_)) => {
+            // The whole request is checked first: a refused PATCH writes nothing.
+            let decoded = objects::checked_data(data, &gs.spec.type_)?;
+            objects::patched_spec(&gs.spec, None, labels.as_deref())?;
+            target.rotate(&gs, &decoded).await?;
+            None
+        }
+        (Some(_), Source::Foreign(source)) => {
+            return Err(ApiError::conflict(format!(
+                "secret {name} takes its data from Secret {source} (dataFrom), which this \
+                 API does not write; change that Secret instead"
+            )));
+        }
+    };
+    let gs = match (inline, labels.as_deref()) {
+        (None, None) => gs,
+        (inline, labels) => target.patch_object(gs, &name, inline, labels).await?,
+    };
+    Ok(json(StatusCode::OK, &Message::modified(gs.ai_core_name())))
+}
+
+pub async fn remove(
+    State(server): Shared,
+    caller: Caller,
+    requested: Requested,
+    Name(name): Name,
+) -> Result<Response, ApiError> {
+    let target = server.target(&caller, &requested).await?;
+    let gs = target.find(&name).await?;
+    // The finalizer removes the replicas, the garbage collector the data.
+    target
+        .api
+        .delete(&gs.name_any(), &exactly(gs.uid()))
+        .await?;
+    Ok(json(StatusCode::OK, &Message::deleted(gs.ai_core_name())))
+}
