@@ -184,6 +184,12 @@ impl Rest {
             .await
     }
 
+    /// The last response body, as sent.
+    fn last_body(&self) -> String {
+        let bodies = self.bodies.lock().expect("bodies");
+        bodies.last().cloned().unwrap_or_default()
+    }
+
     /// Secret data, plain or base64, is in no response body so far.
     fn assert_never_returned(&self, values: &[&str]) {
         let bodies = self.bodies.lock().expect("bodies");

@@ -77,7 +77,7 @@ async fn rest_accepts_the_sdks_default_headers_in_every_scope() {
     // What an SDK user gets back (the JSON on the wire).
     let list = rest.list("", PY_MAIN).await;
     assert_eq!(list.names(), ["MAIN_JS", "MAIN_PY"]);
-    eprintln!("GET {SECRETS} (main tenant) -> {}", list.body);
+    eprintln!("GET {SECRETS} (main tenant) -> {}", rest.last_body());
     let main = &list.body["resources"][0];
     let mut keys: Vec<&String> = main.as_object().expect("an object").keys().collect();
     keys.sort();
@@ -87,7 +87,7 @@ async fn rest_accepts_the_sdks_default_headers_in_every_scope() {
         json!([{"key": "ext.ai.sap.com/sdk", "value": "yes"}])
     );
     let wide = rest.get("WIDE", TENANT_WIDE).await;
-    eprintln!("GET {SECRETS}/WIDE (tenant-wide) -> {}", wide.body);
+    eprintln!("GET {SECRETS}/WIDE (tenant-wide) -> {}", rest.last_body());
     assert!(
         wide.body["resourceGroupSecretReplicationStatus"].is_object(),
         "{wide:?}"

@@ -1,10 +1,11 @@
 //! Limits and tracing: requests over `--rest-max-concurrent-requests` get
 //! 429 with `Retry-After` (and change nothing), and `x-request-id` is
-//! echoed (or made) and logged.
+//! echoed (or made) and logged; concurrent tenant-wide creates respect the
+//! quota.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{REST, Rest, SECRETS, TENANT, secret};
+use super::{REST, Rest, SECRETS, TENANT, TENANT_WIDE, secret};
 use crate::harness::wait_for;
 use crate::operator::{Operator, REACT};
 
@@ -79,5 +80,41 @@ async fn rest_answers_429_over_the_limit_and_echoes_request_ids() {
     .await;
 
     rest.assert_never_returned(&["held-value"]);
+    op.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rest_concurrent_tenant_wide_creates_never_pass_the_quota_together() {
+    let mut args = REST.to_vec();
+    args.extend(["--max-tenant-wide-secrets", "2"]);
+    let op = Operator::start(&args).await;
+    let rest = Rest::new(&op).await;
+    let names: Vec<String> = (0..6).map(|i| format!("race-{i}")).collect();
+    let replies = futures::future::join_all(
+        names
+            .iter()
+            .map(|name| rest.post(TENANT_WIDE, secret(name, &[("k", "raced")]))),
+    )
+    .await;
+    let mut codes: Vec<u16> = replies.iter().map(|r| r.code).collect();
+    codes.sort();
+    assert_eq!(codes, [200, 200, 409, 409, 409, 409], "{replies:?}");
+    for refused in replies.iter().filter(|r| r.code == 409) {
+        refused.expect_error(409, "at most 2 tenant-wide secrets per tenant");
+    }
+    let objects = op
+        .gsecs(&op.tenant)
+        .list(&Default::default())
+        .await
+        .expect("list");
+    assert_eq!(objects.items.len(), 2, "{:?}", objects.items);
+    // Neither object nor data Secret is left of a refused create.
+    let secrets = op
+        .secrets(&op.tenant)
+        .list(&Default::default())
+        .await
+        .expect("list");
+    assert_eq!(secrets.items.len(), 2, "{:?}", secrets.items);
+    rest.assert_never_returned(&["raced"]);
     op.cleanup().await;
 }
