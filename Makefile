@@ -12,12 +12,18 @@ KUBECONFIG_ADMIN := target/control-plane/run/kubeconfig
 # kubectl and helm built for the tests win over any system-wide ones.
 export PATH := $(CP_BIN):$(PATH)
 
-.PHONY: control-plane up down test dev manifests bench
+.PHONY: control-plane sdk up down test dev manifests bench
 
 ## Build etcd, kube-apiserver, kube-controller-manager, kubectl, helm and
 ## gso-health (the GitOps tools' health verdicts for the tests; cached).
 control-plane:
 	$(CP_DIR)/build.sh
+
+## Install SAP's SDK clients for the SDK tests (tests/it/sdk.rs) into
+## target/sdk from the pins in tests/sdk/: Python sap-ai-sdk-core and a
+## Node.js 24 from PyPI, @sap-ai-sdk/ai-api from npm (cached).
+sdk:
+	tests/sdk/install.sh
 
 ## Start (or reuse) the loopback control plane.
 up: control-plane
@@ -29,10 +35,11 @@ up: control-plane
 down:
 	$(CP_DIR)/down.sh
 
-## Build the control plane, start it, run every test; then, one at a time,
-## the fault tests that restart the control plane (tests/it/faults.rs). With
+## Build the control plane and install the SDK clients, start the control
+## plane, run every test; then, one at a time, the fault tests that restart
+## the control plane (tests/it/faults.rs). With
 ## CI set the control plane is stopped afterwards; cargo's exit code is kept.
-test: control-plane
+test: control-plane sdk
 	$(CP_DIR)/up.sh >/dev/null
 	export GSO_TEST_KUBECONFIG="$(CURDIR)/$(KUBECONFIG_ADMIN)"; \
 	rc=0; cargo test --locked || rc=$$?; \

@@ -14,4 +14,5 @@ mod operator;
 mod recovery;
 mod rest;
 mod scale;
+mod sdk;
 mod validation;
