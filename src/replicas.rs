@@ -9,7 +9,7 @@ use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 use crate::api::{GenericSecret, LABEL_PREFIX, Scope};
-use crate::index::replicas::Replica;
+use crate::index::replicas::{Pairs, Replica};
 
 /// Field manager for every write, and the value of the managed-by label.
 pub const MANAGER: &str = "generic-secrets-operator";
@@ -169,7 +169,7 @@ impl Drift {
 pub fn drift(live: &Replica, desired: &Secret, hash: &str) -> Drift {
     let empty = BTreeMap::new();
     let want_data = desired.data.as_ref().unwrap_or(&empty);
-    let subset = |want: &BTreeMap<String, String>, have: &BTreeMap<String, String>| {
+    let subset = |want: &BTreeMap<String, String>, have: &Pairs| {
         want.iter().all(|(k, v)| have.get(k) == Some(v))
     };
     let extra_data_keys: Vec<String> = live

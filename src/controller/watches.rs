@@ -33,6 +33,8 @@ use crate::index::replicas::{Replica, Replicas};
 use crate::index::{Change, Facts, Groups, Key, Objects};
 use crate::plan::{Rules, deps};
 
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Wake-ups waiting for the controller; beyond this the watches wait.
 pub const WAKE_QUEUE: usize = 1024;
 
@@ -152,8 +154,12 @@ fn self_trigger(gs: &GenericSecret) -> Option<u64> {
 
 /// Of `managedFields` keep only the time of the last change to the object
 /// (where the replication-lag metric starts): the rest is most of an
-/// object's size and no decision reads it.
+/// object's size and no decision reads it. Nor does any read kubectl's
+/// last-applied annotation, a second copy of the spec (data included).
 fn keep_last_change(gs: &mut GenericSecret) {
+    if let Some(annotations) = gs.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
     let last = status::last_change(gs);
     gs.metadata.managed_fields = last.map(|t| {
         vec![ManagedFieldsEntry {

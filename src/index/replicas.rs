@@ -4,7 +4,8 @@
 //! `managedFields`. Indexed by namespace/name and by the writing object.
 //! No I/O.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -16,6 +17,32 @@ use crate::replicas::{self, ADOPT_ANNOTATION, HASH_ANNOTATION, OWNER_ANNOTATION,
 
 /// (namespace, name) of a Secret.
 pub type SecretKey = (String, String);
+
+/// A few string pairs sorted by key. A `BTreeMap` allocates a node for
+/// eleven (~550 bytes) even for the five a replica carries, and the cache
+/// holds one per replica: thousands.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pairs(Box<[(String, String)]>);
+
+impl Pairs {
+    pub fn get(&self, key: &str) -> Option<&String> {
+        let i = self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok()?;
+        Some(&self.0[i].1)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+}
+
+impl FromIterator<(String, String)> for Pairs {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
+        let mut pairs: Vec<_> = pairs.into_iter().collect();
+        pairs.sort_unstable();
+        pairs.dedup_by(|a, b| a.0 == b.0);
+        Pairs(pairs.into_boxed_slice())
+    }
+}
 
 /// What the operator keeps of one replica.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,11 +59,11 @@ pub struct Replica {
     pub type_: Option<String>,
     /// Hash of the live data (the same hash as `status.dataHash`).
     pub data_hash: String,
-    pub data_keys: Vec<String>,
+    pub data_keys: Box<[String]>,
     /// Our labels and the `ext.ai.sap.com/` ones: what a replica carries.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Pairs,
     /// Our annotations (writer, data hash).
-    pub annotations: BTreeMap<String, String>,
+    pub annotations: Pairs,
     pub owner_references: Option<Vec<OwnerReference>>,
 }
 
@@ -108,8 +135,14 @@ pub struct Replicas {
     by_writer: HashMap<String, HashSet<SecretKey>>,
     /// The version each replica had when the watch saw it deleted, so that
     /// a late write-through of that very version cannot bring it back.
-    deleted: HashMap<SecretKey, Option<String>>,
+    deleted: HashMap<SecretKey, (Option<String>, Instant)>,
+    /// When each tombstone was laid, oldest first: a write-through comes
+    /// within moments of its write, so tombstones go after
+    /// [`TOMBSTONE_TTL`] rather than piling up with every deletion.
+    laid: VecDeque<(Instant, SecretKey)>,
 }
+
+pub const TOMBSTONE_TTL: Duration = Duration::from_secs(120);
 
 impl Replicas {
     pub fn get(&self, namespace: &str, name: &str) -> Option<&Replica> {
@@ -167,7 +200,7 @@ impl Replicas {
     /// version the write was made against (None: created).
     pub fn record_write(&mut self, written: Replica, based_on: Option<&str>) {
         let key = written.key();
-        if self.deleted.get(&key) == Some(&written.resource_version) {
+        if self.deleted.get(&key).map(|(version, _)| version) == Some(&written.resource_version) {
             return;
         }
         let cached = self.by_key.get(&key);
@@ -179,9 +212,32 @@ impl Replicas {
     /// A deletion the watch saw.
     pub fn observe_delete(&mut self, key: &SecretKey) -> Option<Replica> {
         let old = self.remove(key)?;
+        let now = Instant::now();
+        self.forget_tombstones(now);
         self.deleted
-            .insert(key.clone(), old.resource_version.clone());
+            .insert(key.clone(), (old.resource_version.clone(), now));
+        self.laid.push_back((now, key.clone()));
         Some(old)
+    }
+
+    /// Drop the tombstones laid more than [`TOMBSTONE_TTL`] before `now`.
+    pub fn forget_tombstones(&mut self, now: Instant) {
+        while let Some((at, _)) = self.laid.front() {
+            if now.duration_since(*at) < TOMBSTONE_TTL {
+                break;
+            }
+            let Some((at, key)) = self.laid.pop_front() else {
+                break;
+            };
+            // Unless a newer tombstone took its place.
+            if self.deleted.get(&key).is_some_and(|(_, laid)| *laid == at) {
+                self.deleted.remove(&key);
+            }
+        }
+    }
+
+    pub fn tombstones(&self) -> usize {
+        self.deleted.len()
     }
 
     /// Forget a replica we deleted, unless the cache holds a newer version.

@@ -309,3 +309,19 @@ fn a_write_does_not_overwrite_a_newer_cached_version() {
     cache.record_write(ours, Some("5"));
     assert_eq!(cache.get("team-0", "creds"), Some(&newer));
 }
+
+#[test]
+fn tombstones_stop_a_late_write_through_and_then_go() {
+    let mut cache = Replicas::default();
+    let mut seen = Replica::of(&replica_secret("team-0", "tenant/creds", b"a"), TENANT);
+    seen.resource_version = Some("6".into());
+    cache.upsert(seen.clone());
+    cache.observe_delete(&seen.key());
+    // The write that made version 6 answers after the watch saw it deleted.
+    cache.record_write(seen.clone(), None);
+    assert_eq!(cache.get("team-0", "creds"), None);
+    assert_eq!(cache.tombstones(), 1);
+    let later = std::time::Instant::now() + replicas::TOMBSTONE_TTL;
+    cache.forget_tombstones(later);
+    assert_eq!(cache.tombstones(), 0);
+}
