@@ -62,7 +62,7 @@ impl fmt::Debug for SecretData {
 }
 
 /// Standard padded base64, the form Kubernetes uses for Secret data.
-const BASE64_PATTERN: &str = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$";
+pub const BASE64_PATTERN: &str = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$";
 
 impl JsonSchema for SecretData {
     fn schema_name() -> std::borrow::Cow<'static, str> {

@@ -5,6 +5,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A refused request: the status and a message that says what to fix.
 /// Messages never hold secret data.
@@ -93,21 +94,28 @@ impl From<kube::Error> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
+/// An error: every refusal has this shape, as in AI Core.
+#[derive(Serialize, ToSchema)]
+#[schema(as = BckndErrorResponse)]
+pub struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
+#[derive(Serialize, ToSchema)]
+#[schema(as = BckndError)]
+struct ErrorDetail<'a> {
+    /// The HTTP status as a string, e.g. "404" (AI Core: a descriptive code).
+    #[schema(example = "404")]
     code: String,
+    /// What to fix; never holds secret data.
+    #[schema(example = "secret my-generic-secret not found")]
     message: &'a str,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: Detail {
+        let body = ErrorBody {
+            error: ErrorDetail {
                 code: self.status.as_u16().to_string(),
                 message: &self.message,
             },

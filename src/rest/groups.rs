@@ -113,14 +113,19 @@ pub struct Cache {
 impl Cache {
     /// Starts the watch; answers come from the apiserver until it synced.
     pub fn spawn(client: Client, installation: Option<String>) -> Arc<Self> {
-        let cache = Arc::new(Cache {
+        let cache = Self::unwatched(client, installation);
+        tokio::spawn(Arc::clone(&cache).watch());
+        cache
+    }
+
+    /// Never synced: every answer from the apiserver (tests of the router).
+    pub(super) fn unwatched(client: Client, installation: Option<String>) -> Arc<Self> {
+        Arc::new(Cache {
             groups: RwLock::default(),
             synced: tokio::sync::watch::Sender::new(false),
             client,
             installation,
-        });
-        tokio::spawn(Arc::clone(&cache).watch());
-        cache
+        })
     }
 
     async fn watch(self: Arc<Self>) {

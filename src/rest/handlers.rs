@@ -1,7 +1,7 @@
 //! The five calls of `/v2/admin/secrets`. Each extracts (token, scope,
 //! name, body), checks what it can without the apiserver, makes its calls
 //! as the caller and maps the answer. The REST API's I/O on objects and
-//! data Secrets is here.
+//! data Secrets is here; so are the operations' OpenAPI attributes.
 
 use std::sync::Arc;
 
@@ -15,9 +15,10 @@ use kube::{Api, ResourceExt};
 
 use super::auth::Caller;
 use super::data::{self, Source};
-use super::error::{ApiError, json};
-use super::model::{CreateRequest, JsonBody, Label, Message, Name, PatchRequest};
+use super::error::{ApiError, ErrorBody, json};
+use super::model::{CreateRequest, Detail, JsonBody, Label, List, Message, Name, PatchRequest};
 use super::objects::{self, NewSecret};
+use super::openapi::{Refused, TAG};
 use super::scope::Requested;
 use super::{Server, query};
 use crate::api::validation::kubernetes_name;
@@ -147,6 +148,14 @@ impl Target {
     }
 }
 
+/// List the secrets in scope
+///
+/// Metadata only, never data: `count` is every secret in scope, `$skip` and
+/// `$top` page `resources`.
+#[utoipa::path(get, path = "/v2/admin/secrets", tag = TAG,
+    operation_id = "kubesubmitV4GenericSecretsGetAll",
+    params(Requested, query::Raw),
+    responses((status = 200, description = "The secrets in scope", body = List), Refused))]
 pub async fn list(
     State(server): Shared,
     caller: Caller,
@@ -164,6 +173,17 @@ pub async fn list(
     Ok(json(StatusCode::OK, &query::page(visible, &query)))
 }
 
+/// Create a generic secret
+///
+/// In a resource group, the main tenant or tenant-wide (replicated into
+/// every resource group). The data goes into a Secret owned by the object.
+#[utoipa::path(post, path = "/v2/admin/secrets", tag = TAG,
+    operation_id = "kubesubmitV4GenericSecretsCreate",
+    params(Requested), request_body = CreateRequest,
+    responses((status = 200, description = "Created", body = Message,
+            example = json!({"message": "secret has been created", "name": "my-generic-secret"})),
+        (status = 413, description = "Extension: the body is over 1 MiB", body = ErrorBody),
+        Refused))]
 pub async fn create(
     State(server): Shared,
     caller: Caller,
@@ -231,6 +251,21 @@ pub async fn create(
     Ok(json(StatusCode::OK, &Message::created(&name)))
 }
 
+/// Get a secret
+///
+/// Metadata only, never data; a tenant-wide secret adds its replication
+/// map.
+#[utoipa::path(get, path = "/v2/admin/secrets/{secretName}", tag = TAG,
+    operation_id = "kubesubmitV4GenericSecretsGet",
+    params(Name, Requested),
+    responses((status = 200, description = "The secret", body = Detail, examples(
+            ("generic-secret" = (summary = "A main-tenant or resource-group secret",
+                value = json!({"name": "my-generic-secret", "createdAt": "2026-01-01T00:00:00Z"}))),
+            ("tenant-wide-secret" = (summary = "A tenant-wide secret", value = json!({
+                "name": "my-generic-secret", "createdAt": "2026-01-01T00:00:00Z",
+                "resourceGroupSecretReplicationStatus": {"rg-id-a": true, "rg-id-b": false},
+                "resourceGroupSecretsSyncStatus": {"rg-id-a": true, "rg-id-b": false}})))
+        )), Refused))]
 pub async fn read(
     State(server): Shared,
     caller: Caller,
@@ -242,6 +277,17 @@ pub async fn read(
     Ok(json(StatusCode::OK, &objects::detail(&gs)))
 }
 
+/// Update a secret
+///
+/// `data` replaces the whole data map (rotation); labels are set, or
+/// removed with value "".
+#[utoipa::path(patch, path = "/v2/admin/secrets/{secretName}", tag = TAG,
+    operation_id = "kubesubmitV4GenericSecretsUpdate",
+    params(Name, Requested), request_body = PatchRequest,
+    responses((status = 200, description = "Modified", body = Message,
+            example = json!({"message": "The secret has been modified", "name": "my-generic-secret"})),
+        (status = 413, description = "Extension: the body is over 1 MiB", body = ErrorBody),
+        Refused))]
 pub async fn modify(
     State(server): Shared,
     caller: Caller,
@@ -277,6 +323,16 @@ pub async fn modify(
     Ok(json(StatusCode::OK, &Message::modified(gs.ai_core_name())))
 }
 
+/// Delete a secret
+///
+/// Its replicas and its data Secret go with it.
+#[utoipa::path(delete, path = "/v2/admin/secrets/{secretName}", tag = TAG,
+    operation_id = "kubesubmitV4GenericSecretsDelete",
+    params(Name, Requested),
+    responses((status = 200, description = "Deleted (extension: AI Core sends no body)",
+            body = Message,
+            example = json!({"message": "The secret has been deleted", "name": "my-generic-secret"})),
+        Refused))]
 pub async fn remove(
     State(server): Shared,
     caller: Caller,

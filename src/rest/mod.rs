@@ -13,6 +13,7 @@
 //! - [`objects`]: requests to objects and back; [`data`]: the data Secret.
 //! - [`handlers`]: the calls; [`layers`]: request id, log line, 429.
 //! - [`tls`]: the listeners; [`error`]: the JSON error shape.
+//! - [`openapi`]: `GET /v2/admin/openapi.json`, from the handlers' attributes.
 
 pub mod auth;
 pub mod clients;
@@ -23,6 +24,7 @@ mod handlers;
 pub mod layers;
 pub mod model;
 pub mod objects;
+pub mod openapi;
 pub mod query;
 pub mod scope;
 pub mod tls;
@@ -38,6 +40,9 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
 use kube::{Api, Client};
 use tokio::sync::{Mutex, Semaphore};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::controller::Config;
 use crate::plan::Rules;
@@ -152,14 +157,24 @@ pub async fn serve(
     Ok((bound, tls))
 }
 
+/// The API's routes and their OpenAPI document, both from the handlers'
+/// `#[utoipa::path]` attributes: a route cannot go undocumented.
+fn routes() -> (Router<Arc<Server>>, utoipa::openapi::OpenApi) {
+    let (router, doc) = OpenApiRouter::with_openapi(openapi::Doc::openapi())
+        .routes(routes!(handlers::list, handlers::create))
+        .routes(routes!(handlers::read, handlers::modify, handlers::remove))
+        .split_for_parts();
+    (router, openapi::complete(doc))
+}
+
 fn router(server: Arc<Server>, in_flight: usize) -> Router {
-    use handlers::{create, list, modify, read, remove};
-    Router::new()
-        .route("/v2/admin/secrets", get(list).post(create))
-        .route(
-            "/v2/admin/secrets/{name}",
-            get(read).patch(modify).delete(remove),
-        )
+    let (api, doc) = routes();
+    let doc = Arc::new(doc);
+    let document = move || {
+        let doc = Arc::clone(&doc);
+        async move { error::json(StatusCode::OK, &*doc) }
+    };
+    api.route(openapi::PATH, get(document))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")

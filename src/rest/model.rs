@@ -12,36 +12,68 @@ use axum::http::request::Parts;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Required, Schema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::error::ApiError;
-use crate::api::SecretData;
 use crate::api::validation::check_secret_name;
+use crate::api::{BASE64_PATTERN, SecretData};
 
 /// Largest request body accepted (a Secret holds at most 1 MiB as well).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+// The schema names are those of SAP's AI Core spec, which the SDKs are
+// generated from: a client generated from our document gets their types.
+
 /// An AI Core label, `{"key": "ext.ai.sap.com/...", "value": "..."}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BckndGenericSecretLabel)]
 pub struct Label {
+    /// `ext.ai.sap.com/` and a Kubernetes label name (it labels the replicas).
+    // The patterns are `check_label`'s rules.
+    #[schema(
+        example = "ext.ai.sap.com/team",
+        max_length = 78,
+        pattern = r"^ext\.ai\.sap\.com/[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$"
+    )]
     pub key: String,
+    /// A Kubernetes label value (at most 63 characters, AI Core allows 5000);
+    /// `""` in a PATCH removes the label.
+    #[schema(
+        example = "payments",
+        max_length = 63,
+        pattern = r"^([A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?)?$"
+    )]
     pub value: String,
 }
 
-/// `POST` body. `SecretData`'s `Debug` redacts the values.
-#[derive(Debug, Deserialize)]
+/// A new secret: its name, data and labels.
+// `SecretData`'s `Debug` redacts the values; the example holds placeholders.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BckndGenericSecretPostBody, example = json!({
+    "name": "my-generic-secret",
+    "data": {"apiKey": "<base64 of the value>"},
+    "labels": [{"key": "ext.ai.sap.com/team", "value": "payments"}]
+}))]
 pub struct CreateRequest {
+    /// The AI Core name (see the `secretName` path parameter for the rule).
+    #[schema(example = "my-generic-secret", max_length = 253)]
     pub name: String,
     pub data: SecretData,
     #[serde(default)]
     pub labels: Vec<Label>,
 }
 
-/// `PATCH` body: `data` replaces the whole data map (rotation); a label
-/// with value `""` is removed, others are set.
-#[derive(Debug, Default, Deserialize)]
+/// A change: `data` replaces the whole data map (rotation); a label with
+/// value `""` is removed, others are set. Unlike AI Core, `data` may be
+/// left out to change labels only.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BckndGenericSecretPatchBody)]
 pub struct PatchRequest {
     #[serde(default)]
     pub data: Option<SecretData>,
@@ -49,41 +81,85 @@ pub struct PatchRequest {
     pub labels: Option<Vec<Label>>,
 }
 
-/// One secret in a list, and the core of `GET /{name}`.
-#[derive(Debug, PartialEq, Serialize)]
+/// One secret in a list: metadata only, never data.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = BckndGenericSecretSummary)]
 pub struct Summary {
+    #[schema(example = "my-generic-secret")]
     pub name: String,
+    /// The object's `creationTimestamp` (null only for an object without one).
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub created_at: Option<Time>,
+    /// Left out when there are none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     pub labels: Vec<Label>,
 }
 
-/// `GET /{name}`: tenant-wide secrets add the replication map, under its
-/// documented name and its older alias.
-#[derive(Debug, PartialEq, Serialize)]
+/// One secret: metadata only, never data. Tenant-wide secrets add the
+/// replication map, under the AI Core documents' name and under the name in
+/// SAP's OpenAPI spec and SDKs.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = BckndGenericSecretDetails)]
 pub struct Detail {
     #[serde(flatten)]
     pub summary: Summary,
+    /// Tenant-wide secrets only: resource group id -> whether its replica
+    /// holds the current data.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub resource_group_secret_replication_status: Option<BTreeMap<String, bool>>,
+    /// The same map under the name in SAP's spec and SDKs.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub resource_group_secrets_sync_status: Option<BTreeMap<String, bool>>,
 }
 
-/// `GET` (list).
-#[derive(Debug, PartialEq, Serialize)]
+/// The secrets in scope, one page of them.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+#[schema(as = BckndListGenericSecretsResponse)]
 pub struct List {
+    /// The number of secrets in scope, whatever the page (`$count` or not).
     pub count: usize,
+    /// The page `$skip`/`$top` select, by Kubernetes name; never any data.
     pub resources: Vec<Summary>,
 }
 
-/// Answer of `POST`, `PATCH` and `DELETE`.
-#[derive(Debug, PartialEq, Serialize)]
+/// The answer to a create, update or delete.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+#[schema(as = BckndGenericSecretDataResponse)]
 pub struct Message {
+    #[schema(example = "secret has been created")]
     pub message: &'static str,
+    #[schema(example = "my-generic-secret")]
     pub name: String,
+}
+
+/// The data map, key -> base64 value. Written by hand because the type
+/// lives in the CRD model; the example holds no value, only placeholders.
+impl PartialSchema for SecretData {
+    fn schema() -> RefOr<Schema> {
+        let value = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(BASE64_PATTERN));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "Base64 encoded secret data: Secret data key -> standard padded base64",
+            ))
+            .min_properties(Some(1))
+            .additional_properties(Some(value))
+            .examples([serde_json::json!({"apiKey": "<base64 of the value>"})])
+            .into()
+    }
+}
+
+impl ToSchema for SecretData {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "BckndGenericSecretData".into()
+    }
 }
 
 impl Message {
@@ -156,8 +232,32 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// The `{name}` path segment, checked as an AI Core secret name.
+/// The `{secretName}` path segment, checked as an AI Core secret name.
 pub struct Name(pub String);
+
+/// The rule of [`check_secret_name`] (AI Core: `^[a-z0-9\-\.]+$`, 252).
+const NAME_PATTERN: &str = "^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?$";
+
+impl IntoParams for Name {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(253))
+            .pattern(Some(NAME_PATTERN));
+        vec![
+            ParameterBuilder::new()
+                .name("secretName")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some(
+                    "AI Core name; any name mapping to the same Kubernetes name finds the secret",
+                ))
+                .schema(Some(schema))
+                .build(),
+        ]
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for Name {
     type Rejection = ApiError;

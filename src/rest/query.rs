@@ -4,6 +4,7 @@
 //! is accepted (and checked) for clients that send it. Pure.
 
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::error::ApiError;
 use super::model::{List, Summary};
@@ -14,14 +15,23 @@ pub struct ListQuery {
     pub skip: usize,
 }
 
-/// The query parameters as sent; others are ignored.
-#[derive(Deserialize)]
-struct Raw {
+/// The query parameters as sent (checked by [`parse`], so strings here;
+/// the document gives their real types); others are ignored.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Raw {
+    /// At most this many secrets in `resources`.
     #[serde(rename = "$top")]
+    #[param(value_type = Option<u64>, minimum = 0, example = 10)]
     top: Option<String>,
+    /// Leave out the first this many (by Kubernetes name).
     #[serde(rename = "$skip")]
+    #[param(value_type = Option<u64>, minimum = 0, example = 10)]
     skip: Option<String>,
+    /// Accepted and checked; `count` is the total in scope either way (AI
+    /// Core: the page size unless `true`).
     #[serde(rename = "$count")]
+    #[param(value_type = Option<bool>)]
     count: Option<String>,
 }
 

@@ -11,6 +11,10 @@
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use utoipa::IntoParams;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use super::error::ApiError;
 use crate::api::Scope;
@@ -92,6 +96,37 @@ impl<S: Send + Sync> FromRequestParts<S> for Requested {
             header(&parts.headers, TENANT_SCOPE_HEADER)?,
             header(&parts.headers, RESOURCE_GROUP_HEADER)?,
         )
+    }
+}
+
+/// The two headers in the document, beside every operation: both optional
+/// to the schema, one or both required by [`parse`].
+impl IntoParams for Requested {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let header = |name, type_, description| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(ObjectBuilder::new().schema_type(type_)))
+                .build()
+        };
+        vec![
+            header(
+                RESOURCE_GROUP_HEADER,
+                Type::String,
+                "The resource group (its namespace's resource-group id); `*` beside \
+                 AI-Tenant-Scope: true is tenant-wide; beside AI-Tenant-Scope: true any \
+                 other value is ignored (the SDKs always send their client's group)",
+            ),
+            header(
+                TENANT_SCOPE_HEADER,
+                Type::Boolean,
+                "true: the main tenant (tenant-wide with AI-Resource-Group: *); false or \
+                 absent: the resource group of AI-Resource-Group",
+            ),
+        ]
     }
 }
 

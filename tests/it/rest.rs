@@ -8,12 +8,14 @@
 //! - `data`: values in Secrets, RBAC, rotation, refused calls change nothing;
 //! - `tls`: the TLS listener, its reload, the plain-HTTP rule;
 //! - `limits`: 429 with Retry-After, `x-request-id`;
-//! - `roles`: the chart's sample caller role is enough.
+//! - `roles`: the chart's sample caller role is enough;
+//! - `openapi`: `/v2/admin/openapi.json`, and the server answering by it.
 
 mod data;
 mod documents;
 mod headers;
 mod limits;
+mod openapi;
 mod roles;
 mod tls;
 

@@ -11,7 +11,7 @@ use crate::harness::{scratch_dir, unique_suffix, wait_for};
 use crate::operator::{Operator, REACT};
 
 /// A self-signed certificate for 127.0.0.1 and its key, in `dir`.
-fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+pub(super) fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let (cert, key) = (
         dir.join(format!("{name}.crt")),
         dir.join(format!("{name}.key")),
