@@ -1,7 +1,9 @@
 //! The five calls of `/v2/admin/secrets`. Each extracts (token, scope,
 //! name, body), checks what it can without the apiserver, makes its calls
-//! as the caller and maps the answer. The REST API's I/O on objects and
-//! data Secrets is here; so are the operations' OpenAPI attributes.
+//! as the caller (list and get read the operator's cache once the caller's
+//! access review allows it, see [`super::reads`]) and maps the answer. The
+//! REST API's I/O on objects and data Secrets is here; so are the
+//! operations' OpenAPI attributes.
 
 use std::sync::Arc;
 
@@ -11,9 +13,10 @@ use axum::response::Response;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::{Api, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 
 use super::auth::Caller;
+use super::cache::Written;
 use super::data::{self, Source};
 use super::error::{ApiError, ErrorBody, json};
 use super::model::{CreateRequest, Detail, JsonBody, Label, List, Message, Name, PatchRequest};
@@ -63,13 +66,15 @@ pub struct Target {
     pub scope: Scope,
     pub api: Api<GenericSecret>,
     pub secrets: Api<Secret>,
+    pub client: Client,
+    pub namespace: String,
 }
 
 impl Target {
     /// The visible object named `name` (AI Core name, any case mapping to
     /// the same Kubernetes name). Objects whose `metadata.name` differs from
     /// their AI Core name (made with kubectl) are found by a list.
-    async fn find(&self, name: &str) -> Result<GenericSecret, ApiError> {
+    pub(super) async fn find(&self, name: &str) -> Result<GenericSecret, ApiError> {
         let wanted = kubernetes_name(name);
         if let Some(gs) = self.api.get_opt(&wanted).await?
             && objects::visible(&gs, self.scope)
@@ -164,11 +169,11 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let query = query::parse(raw.as_deref())?;
     let target = server.target(&caller, &requested).await?;
-    let items = target.api.list(&ListParams::default()).await?.items;
+    let items = server.list_objects(&caller, &target).await?;
     let visible = items
         .iter()
         .filter(|gs| objects::visible(gs, target.scope))
-        .map(objects::summary)
+        .map(|gs| objects::summary(gs))
         .collect();
     Ok(json(StatusCode::OK, &query::page(visible, &query)))
 }
@@ -248,6 +253,11 @@ pub async fn create(
         target.undo(&target.secrets, &written).await;
         return Err(e);
     }
+    if let Some(rv) = created.resource_version() {
+        server
+            .written(&target, &created.name_any(), Written::Version(rv))
+            .await;
+    }
     Ok(json(StatusCode::OK, &Message::created(&name)))
 }
 
@@ -273,7 +283,7 @@ pub async fn read(
     Name(name): Name,
 ) -> Result<Response, ApiError> {
     let target = server.target(&caller, &requested).await?;
-    let gs = target.find(&name).await?;
+    let gs = server.find_object(&caller, &target, &name).await?;
     Ok(json(StatusCode::OK, &objects::detail(&gs)))
 }
 
@@ -318,7 +328,15 @@ pub async fn modify(
     };
     let gs = match (inline, labels.as_deref()) {
         (None, None) => gs,
-        (inline, labels) => target.patch_object(gs, &name, inline, labels).await?,
+        (inline, labels) => {
+            let gs = target.patch_object(gs, &name, inline, labels).await?;
+            if let Some(rv) = gs.resource_version() {
+                server
+                    .written(&target, &gs.name_any(), Written::Version(rv))
+                    .await;
+            }
+            gs
+        }
     };
     Ok(json(StatusCode::OK, &Message::modified(gs.ai_core_name())))
 }
@@ -346,5 +364,9 @@ pub async fn remove(
         .api
         .delete(&gs.name_any(), &exactly(gs.uid()))
         .await?;
+    // Gone, or waiting for its finalizer: either way no read shows it.
+    server
+        .written(&target, &gs.name_any(), Written::Gone(gs.uid()))
+        .await;
     Ok(json(StatusCode::OK, &Message::deleted(gs.ai_core_name())))
 }

@@ -9,13 +9,17 @@
 //! - [`auth`]: the bearer token; the calls are made *as the caller*.
 //! - [`clients`]: one client per caller token, reused briefly.
 //! - [`groups`]: which namespace a resource group is (a watch).
+//! - [`cache`]: every object (a watch), for list and get; [`access`]: the
+//!   caller's access reviews that guard those reads; [`reads`]: both.
 //! - [`model`], [`query`]: request and response JSON, the list query.
 //! - [`objects`]: requests to objects and back; [`data`]: the data Secret.
 //! - [`handlers`]: the calls; [`layers`]: request id, log line, 429.
 //! - [`tls`]: the listeners; [`error`]: the JSON error shape.
 //! - [`openapi`]: `GET /v2/admin/openapi.json`, from the handlers' attributes.
 
+pub mod access;
 pub mod auth;
+pub mod cache;
 pub mod clients;
 pub mod data;
 pub mod error;
@@ -26,6 +30,7 @@ pub mod model;
 pub mod objects;
 pub mod openapi;
 pub mod query;
+mod reads;
 pub mod scope;
 pub mod tls;
 
@@ -85,6 +90,10 @@ struct Server {
     clients: clients::Clients,
     /// Resource groups, watched with the operator's own client.
     groups: Arc<groups::Cache>,
+    /// Every object, watched with the operator's own client.
+    objects: Arc<cache::Cache>,
+    /// The callers' allowed reads, briefly.
+    reviews: access::Reviews,
     /// Tenant namespace, quota and the rest of the planner's rules.
     rules: Rules,
     /// Held from the quota check to the create of a tenant-wide secret.
@@ -102,7 +111,9 @@ impl Server {
         Ok(Target {
             scope: requested.scope(),
             api: Api::namespaced(client.clone(), &namespace),
-            secrets: Api::namespaced(client, &namespace),
+            secrets: Api::namespaced(client.clone(), &namespace),
+            client,
+            namespace,
         })
     }
 }
@@ -129,7 +140,9 @@ pub async fn serve(
     tls::check_listener(addr, acceptor.is_some(), options.rest_allow_plain_http)?;
     let server = Server {
         clients: clients::Clients::new(base),
-        groups: groups::Cache::spawn(client, config.namespace_selector.clone()),
+        groups: groups::Cache::spawn(client.clone(), config.namespace_selector.clone()),
+        objects: cache::Cache::spawn(client),
+        reviews: access::Reviews::default(),
         rules: config.rules(),
         tenant_wide: Mutex::new(()),
     };

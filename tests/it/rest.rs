@@ -3,6 +3,7 @@
 //! operator binary and apiserver. Every response body is kept and checked
 //! for secret data at the end of each test.
 //!
+//! - `cached`: reads from the operator's cache keep RBAC, read-your-writes;
 //! - `documents`: the documents' calls, refusals, the quota;
 //! - `headers`: the SDKs' default headers in every scope, paging;
 //! - `data`: values in Secrets, RBAC, rotation, refused calls change nothing;
@@ -11,6 +12,7 @@
 //! - `roles`: the chart's sample caller role is enough;
 //! - `openapi`: `/v2/admin/openapi.json`, and the server answering by it.
 
+mod cached;
 mod data;
 mod documents;
 mod headers;

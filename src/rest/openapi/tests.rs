@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tower::ServiceExt;
 
-use super::super::{Server, clients, groups, router, routes};
+use super::super::{Server, access, cache, clients, groups, router, routes};
 use crate::plan::Rules;
 use crate::rest::model::{Detail, List, Message, Summary};
 
@@ -72,6 +72,8 @@ fn test_router() -> axum::Router {
     let server = Server {
         clients: clients::Clients::new(base),
         groups: groups::Cache::unwatched(client, None),
+        objects: cache::Cache::unwatched(),
+        reviews: access::Reviews::default(),
         rules: Rules {
             tenant_namespace: "tenant".into(),
             override_interval: jiff::SignedDuration::from_secs(0),

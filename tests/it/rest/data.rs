@@ -22,7 +22,7 @@ use crate::operator::{Operator, REACT, b64, generic_secret};
 
 /// Gives user `developer` the `rules` (API group, resource, verbs) in `ns`
 /// by a Role named `name`, and waits until the authorizer applies it.
-async fn grant(client: &Client, ns: &str, name: &str, rules: &[(&str, &str, &[&str])]) {
+pub(super) async fn grant(client: &Client, ns: &str, name: &str, rules: &[(&str, &str, &[&str])]) {
     let meta = || ObjectMeta {
         name: Some(name.to_owned()),
         namespace: Some(ns.to_owned()),
