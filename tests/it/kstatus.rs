@@ -148,6 +148,13 @@ async fn blocked_objects_are_failed_with_their_message() {
     .await;
     let quota = "at most 1 tenant-wide secrets per tenant";
     expect_failed(&op, &tenant, "extra", "TenantWideQuotaExceeded", quota).await;
+    // `kubectl get -o wide` shows why, without a describe.
+    let wide = crate::harness::kubectl(["-n", &tenant, "get", "gsec", "extra", "-o", "wide"]);
+    let wide = crate::harness::expect_success(&wide, "kubectl get gsec -o wide");
+    assert!(
+        wide.contains("REASON") && wide.contains("TenantWideQuotaExceeded") && wide.contains(quota),
+        "kubectl get -o wide:\n{wide}"
+    );
 
     // An invalid spec: a TLS Secret without its key.
     let mut tls = generic_secret("cert", Scope::ResourceGroup, &[("tls.crt", "c")]);
