@@ -7,7 +7,9 @@
 //! Run: `make bench` (builds the control plane and the release operator,
 //! then `cargo bench --locked --bench scale`). Settings, from the
 //! environment: `GSO_BENCH_SIZES` (default `10,100,1000`), `GSO_BENCH_REPS`
-//! (3), `GSO_BENCH_QUIET_SECS` (60), `GSO_BENCH_UNRELATED` (10000).
+//! (3), `GSO_BENCH_QUIET_SECS` (60), `GSO_BENCH_UNRELATED` (10000),
+//! `GSO_BENCH_ONLY=rest` (only scenario 8, REST speed, which otherwise runs
+//! once after the others).
 //!
 //! Resource-group namespaces are created once for the largest N; namespace
 //! `i` carries `gso-bench-n<N>=true` for every N > i, so the operator of size
@@ -22,6 +24,7 @@ mod operator;
 mod plot;
 mod raw;
 mod report;
+mod rest;
 mod results;
 mod scenarios;
 mod tables;
@@ -43,6 +46,8 @@ pub struct Config {
     pub reps: usize,
     pub quiet: Duration,
     pub unrelated: usize,
+    /// Only the REST scenario (`GSO_BENCH_ONLY=rest`).
+    pub rest_only: bool,
 }
 
 impl Config {
@@ -62,6 +67,11 @@ impl Config {
             reps: env_number("GSO_BENCH_REPS", 3)?.max(1),
             quiet: Duration::from_secs(env_number("GSO_BENCH_QUIET_SECS", 60)?),
             unrelated: env_number("GSO_BENCH_UNRELATED", 10_000)?,
+            rest_only: match std::env::var("GSO_BENCH_ONLY").as_deref() {
+                Ok("rest") => true,
+                Ok("") | Err(_) => false,
+                Ok(other) => return Err(format!("GSO_BENCH_ONLY={other}: only rest").into()),
+            },
         })
     }
 }
@@ -113,6 +123,11 @@ async fn run() -> Result<()> {
 async fn measure(cluster: &Cluster, config: &Config) -> Result<Results> {
     let mut results = Results::default();
     cluster.create_resource_groups(&config.sizes).await?;
+    let selector = Cluster::size_selector(config.sizes[0]);
+    if config.rest_only {
+        rest::run(cluster, &selector, &mut results).await?;
+        return Ok(results);
+    }
     scenarios::idle_rss(cluster, config.sizes[0], config.unrelated, &mut results).await?;
     for &n in &config.sizes {
         for rep in 0..config.reps {
@@ -121,5 +136,6 @@ async fn measure(cluster: &Cluster, config: &Config) -> Result<Results> {
             scenarios::run(cluster, n, rep, config.quiet, &mut results).await?;
         }
     }
+    rest::run(cluster, &selector, &mut results).await?;
     Ok(results)
 }

@@ -26,6 +26,7 @@ pub struct Operator {
     launches: usize,
     child: Option<Child>,
     addr: String,
+    log_path: PathBuf,
 }
 
 impl Operator {
@@ -36,6 +37,17 @@ impl Operator {
         tenant: &str,
         selector: &str,
         name: &str,
+    ) -> Result<Self> {
+        Self::start_with(kubeconfig, tenant, selector, name, &[]).await
+    }
+
+    /// [`Operator::start`] with `extra` flags (e.g. the REST API's).
+    pub async fn start_with(
+        kubeconfig: &Path,
+        tenant: &str,
+        selector: &str,
+        name: &str,
+        extra: &[&str],
     ) -> Result<Self> {
         std::fs::create_dir_all(log_dir())?;
         let args = [
@@ -54,12 +66,13 @@ impl Operator {
             "10m",
         ];
         let mut operator = Operator {
-            args: args.iter().map(|a| a.to_string()).collect(),
+            args: args.iter().chain(extra).map(|a| a.to_string()).collect(),
             kubeconfig: kubeconfig.to_owned(),
             name: name.to_owned(),
             launches: 0,
             child: None,
             addr: String::new(),
+            log_path: PathBuf::new(),
         };
         operator.launch().await?;
         Ok(operator)
@@ -78,7 +91,8 @@ impl Operator {
             .stdin(Stdio::null())
             .spawn()?;
         let child = self.child.insert(child);
-        self.addr = logged_addr(child, &log_path).await?;
+        self.addr = logged_addr(child, &log_path, "serving /healthz").await?;
+        self.log_path = log_path;
         let addr = self.addr.clone();
         poll_until(
             "the operator's /readyz",
@@ -96,6 +110,12 @@ impl Operator {
             },
         )
         .await
+    }
+
+    /// The REST API's address (`--rest-api`), from the log.
+    pub async fn rest_addr(&mut self) -> Result<String> {
+        let child = self.child.as_mut().ok_or("the operator is not running")?;
+        logged_addr(child, &self.log_path, "serving the REST API").await
     }
 
     /// SIGTERM, then SIGKILL if it has not exited after 10 s.
@@ -192,8 +212,8 @@ fn log_dir() -> PathBuf {
     root().join("target/bench")
 }
 
-/// The `fields.addr` of the operator's "serving /healthz" log line.
-async fn logged_addr(child: &mut Child, log: &Path) -> Result<String> {
+/// The `fields.addr` of the operator's first log line with `message`.
+async fn logged_addr(child: &mut Child, log: &Path, message: &str) -> Result<String> {
     poll_until(
         "the operator's listen address in its log",
         START,
@@ -210,7 +230,7 @@ async fn logged_addr(child: &mut Child, log: &Path) -> Result<String> {
                 let text = std::fs::read_to_string(log).unwrap_or_default();
                 let addr = text
                     .lines()
-                    .filter(|l| l.contains("serving /healthz"))
+                    .filter(|l| l.contains(message))
                     .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
                     .find_map(|v| v["fields"]["addr"].as_str().map(str::to_owned));
                 Ok(addr.map_or(Poll::Pending(log.display().to_string()), Poll::Done))

@@ -16,7 +16,9 @@ pub fn write(config: &Config, results: &Results) -> Result<String> {
     let docs = root().join("docs");
     std::fs::create_dir_all(&docs)?;
     std::fs::write(docs.join("benchmarks.md"), &md)?;
-    plot::write(&docs.join("benchmarks.svg"), results)?;
+    if !results.sizes().is_empty() {
+        plot::write(&docs.join("benchmarks.svg"), results)?;
+    }
     Ok(md)
 }
 

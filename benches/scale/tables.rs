@@ -143,6 +143,7 @@ pub fn sections(config: &Config, results: &Results) -> String {
     out += &measurements(results, &rows);
     out += &memory(config, results);
     out += &requests_section(results);
+    out += &crate::rest::section(results);
     out
 }
 
