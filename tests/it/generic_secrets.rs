@@ -804,9 +804,7 @@ async fn health_and_metrics_endpoints_report_without_secret_values() {
     op.wait_ready(&op.tenant, "creds", "True", "Replicated")
         .await;
 
-    let (code, metrics) = http_get(&addr, "/metrics").await;
-    assert_eq!(code, 200);
-    for series in [
+    let series = [
         "generic_secrets_operator_reconciles_total{outcome=\"Success\"}",
         "generic_secrets_operator_secret_writes_total{kind=\"Applied\"} 1",
         "generic_secrets_operator_pending_targets 0",
@@ -815,12 +813,21 @@ async fn health_and_metrics_endpoints_report_without_secret_values() {
         "generic_secrets_operator_replication_lag_seconds_count 1",
         // Without leader election this instance always leads.
         "generic_secrets_operator_leader 1",
-    ] {
-        assert!(
-            metrics.contains(series),
-            "{series} missing from:\n{metrics}"
-        );
-    }
+    ];
+    // The status is visible a moment before its reconcile is counted.
+    let metrics = wait_for("the metrics of the replication", REACT, || async {
+        let (code, metrics) = http_get(&addr, "/metrics").await;
+        let missing: Vec<&str> = series
+            .iter()
+            .copied()
+            .filter(|s| !metrics.contains(s))
+            .collect();
+        match (code, missing.is_empty()) {
+            (200, true) => Ok(metrics),
+            _ => Err(format!("{code}, missing {missing:?} from:\n{metrics}")),
+        }
+    })
+    .await;
     assert!(!metrics.contains(CANARY) && !metrics.contains(&crate::operator::b64(CANARY)));
     a.cleanup().await;
     op.cleanup().await;

@@ -34,15 +34,24 @@ async fn versions(op: &Operator, namespaces: &[TestNamespace]) -> BTreeMap<Strin
     all
 }
 
-/// Waits until the reconcile counter has stopped moving (two equal reads).
+/// Waits until the reconcile counter has stopped moving: the same count
+/// over 2 s. A reconcile is counted after its status write, which the test
+/// may already have seen, and on a loaded machine that gap can be long.
 async fn settled_reconciles(op: &Operator) -> u64 {
     let last = AtomicU64::new(op.reconciles().await);
+    let still = AtomicU64::new(0);
     wait_for("reconciles to settle", DEFAULT_TIMEOUT, || async {
-        // Two reads a moment apart (the poll interval is shorter).
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        // Reads a moment apart (the poll interval is shorter).
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let now = op.reconciles().await;
         let before = last.swap(now, Ordering::Relaxed);
-        (now == before).then_some(now).ok_or(now)
+        let unchanged = if now == before {
+            still.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            still.store(0, Ordering::Relaxed);
+            0
+        };
+        (unchanged >= 4).then_some(now).ok_or(now)
     })
     .await
 }
