@@ -43,16 +43,14 @@ pub async fn apply(gs: &GenericSecret, ctx: &Context) -> Result<Action, Error> {
         let before = status::replicated_status(gs, &plan, &observed, &payload.hash, now);
         lane.start(before);
     }
-    let outcomes = write::targets(gs, &plan, &payload, observed, ctx, &mut lane).await?;
-    let deleted = write::delete_unplanned(gs, &plan, ctx).await?;
-    match finish(gs, ctx, &plan, &payload, &outcomes, deleted, lane).await {
+    let outcomes = match replicate(gs, ctx, &plan, &payload, observed, lane).await {
         // Gone although the cache showed it with our finalizer (it lagged a
         // deletion): what this reconcile wrote must go too, as cleanup does.
         Err(Error::PatchStatus(kube::Error::Api(s))) if s.code == 404 => {
             return cleanup::cleanup(gs, ctx).await;
         }
         result => result?,
-    }
+    };
     if outcomes
         .iter()
         .any(|(_, o)| matches!(o, Outcome::Failed(_)))
@@ -73,6 +71,21 @@ fn announces_first(gs: &GenericSecret, plan: &Plan, payload: &Payload) -> bool {
     let new_data = stored.and_then(|s| s.data_hash.as_deref()) != Some(payload.hash.as_str());
     let new_shadow = stored.and_then(|s| s.shadow.as_ref()) != plan.shadow.as_ref();
     gs.spec.scope == Scope::TenantWide && (new_data || new_shadow)
+}
+
+/// Write the targets, delete what the plan no longer targets, report.
+async fn replicate(
+    gs: &GenericSecret,
+    ctx: &Context,
+    plan: &Plan,
+    payload: &Payload,
+    observed: Vec<(plan::Target, Outcome)>,
+    mut lane: report::Lane<'_>,
+) -> Result<Vec<(plan::Target, Outcome)>, Error> {
+    let outcomes = write::targets(gs, plan, payload, observed, ctx, &mut lane).await?;
+    let deleted = write::delete_unplanned(gs, plan, ctx).await?;
+    finish(gs, ctx, plan, payload, &outcomes, deleted, lane).await?;
+    Ok(outcomes)
 }
 
 /// The final status, the pending gauge and the replication-lag metric.

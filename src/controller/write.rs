@@ -82,15 +82,23 @@ pub async fn targets(
         )
         .buffer_unordered(ctx.config.write_concurrency.max(1));
     let (mut done, mut last_report) = (0, Instant::now());
+    // A failed status patch (the object gone, say) ends the reconcile, but
+    // only once the writes in flight have landed: what they wrote is known.
+    let mut failed = None;
     loop {
         tokio::select! {
-            reported = lane.idle(), if !lane.is_idle() => reported?,
+            reported = lane.idle(), if !lane.is_idle() => {
+                if let Err(e) = reported {
+                    failed.get_or_insert(e);
+                }
+            }
             written = writes.next() => {
                 let Some((i, outcome)) = written else { break };
                 outcomes[i].1 = outcome;
                 done += 1;
                 let due = done < total && last_report.elapsed() >= PROGRESS_INTERVAL;
-                if due && lane.is_idle() && ctx.take_progress_slot(PROGRESS_INTERVAL) {
+                let reporting = failed.is_none() && lane.is_idle();
+                if due && reporting && ctx.take_progress_slot(PROGRESS_INTERVAL) {
                     let now = ctx.now();
                     lane.start(status::replicated_status(gs, plan, &outcomes, &payload.hash, now));
                     last_report = Instant::now();
@@ -98,7 +106,10 @@ pub async fn targets(
             }
         }
     }
-    Ok(outcomes)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(outcomes),
+    }
 }
 
 fn desired(
