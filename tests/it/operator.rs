@@ -357,13 +357,7 @@ impl Operator {
                 let Some(secret) = secret else {
                     return Err("absent".to_owned());
                 };
-                let have: BTreeMap<String, Vec<u8>> = secret
-                    .data
-                    .clone()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0))
-                    .collect();
+                let have = data_bytes(&secret);
                 if have == want {
                     Ok(secret)
                 } else {
@@ -504,4 +498,10 @@ pub async fn label_namespace(name: &str, key: &str, value: Option<&str>) {
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap_or_else(|e| panic!("labelling namespace {name}: {e}"));
+}
+
+/// A Secret's data as bytes by key.
+pub fn data_bytes(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
+    let data = secret.data.clone().unwrap_or_default();
+    data.into_iter().map(|(k, v)| (k, v.0)).collect()
 }

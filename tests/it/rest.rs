@@ -36,7 +36,7 @@ const TENANT_WIDE: &[(&str, &str)] = &[("AI-Tenant-Scope", "true"), ("AI-Resourc
 const NO_SCOPE: &[(&str, &str)] = &[];
 
 /// `users[0].user.token` of a kubeconfig.
-fn token(kubeconfig: &Path) -> String {
+pub(crate) fn token(kubeconfig: &Path) -> String {
     let text = std::fs::read_to_string(kubeconfig).expect("reading the kubeconfig");
     let doc: serde_json::Value = serde_saphyr::from_str(&text).expect("kubeconfig YAML");
     doc["users"][0]["user"]["token"]

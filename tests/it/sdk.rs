@@ -30,7 +30,7 @@ use std::sync::{Arc, OnceLock};
 use generic_secrets_operator::api::{GenericSecret, Scope};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Subject};
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -364,13 +364,7 @@ async fn cluster_state(op: &Operator, namespaces: &[&str]) -> BTreeMap<String, S
             .await
             .expect("listing Secrets");
         for secret in list.items {
-            let data: BTreeMap<String, Vec<u8>> = secret
-                .data
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.0))
-                .collect();
+            let data = crate::operator::data_bytes(&secret);
             state.insert(
                 format!("Secret {ns}/{}", secret.name_any()),
                 format!(
@@ -703,12 +697,7 @@ async fn admin_lifecycle(sdk: Sdk) {
 
 /// `users[0].user.token` of the admin kubeconfig.
 fn admin_token() -> String {
-    let text = std::fs::read_to_string(&control_plane().kubeconfig).expect("admin kubeconfig");
-    let doc: Value = serde_saphyr::from_str(&text).expect("kubeconfig YAML");
-    doc["users"][0]["user"]["token"]
-        .as_str()
-        .expect("a token in the kubeconfig")
-        .to_owned()
+    crate::rest::token(&control_plane().kubeconfig)
 }
 
 /// A ServiceAccount of namespace `ns` that may manage GenericSecrets and
@@ -744,35 +733,17 @@ async fn namespace_admin(op: &Operator, ns: &str) -> (String, String) {
         .to_vec(),
         ..PolicyRule::default()
     };
-    let role = Role {
-        metadata: meta(),
-        rules: Some(vec![
-            rule(&["aicore.dev"], &["genericsecrets"]),
-            rule(&[""], &["secrets"]),
-        ]),
+    let rules = vec![
+        rule(&["aicore.dev"], &["genericsecrets"]),
+        rule(&[""], &["secrets"]),
+    ];
+    let account = Subject {
+        kind: "ServiceAccount".into(),
+        name: name.into(),
+        namespace: Some(ns.to_owned()),
+        ..Subject::default()
     };
-    Api::<Role>::namespaced(client.clone(), ns)
-        .create(&pp, &role)
-        .await
-        .expect("creating the Role");
-    let binding = RoleBinding {
-        metadata: meta(),
-        role_ref: RoleRef {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "Role".into(),
-            name: name.into(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: name.into(),
-            namespace: Some(ns.to_owned()),
-            ..Subject::default()
-        }]),
-    };
-    Api::<RoleBinding>::namespaced(client.clone(), ns)
-        .create(&pp, &binding)
-        .await
-        .expect("creating the RoleBinding");
+    crate::harness::bind_role(&client, ns, name, rules, account).await;
     let request = TokenRequest {
         spec: Some(TokenRequestSpec {
             audiences: Some(vec![]),

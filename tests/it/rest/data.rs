@@ -9,25 +9,20 @@ use std::collections::BTreeMap;
 use generic_secrets_operator::api::{DataFrom, GenericSecret, Scope, SecretRef};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Subject};
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{REST, Rest, SECRETS, secret, token};
 use crate::harness::{
-    control_plane, expect_success, kubectl, kubectl_as_developer, wait_deleted, wait_for,
+    bind_role, control_plane, expect_success, kubectl, kubectl_as_developer, wait_deleted, wait_for,
 };
 use crate::operator::{Operator, REACT, b64, generic_secret};
 
 /// Gives user `developer` the `rules` (API group, resource, verbs) in `ns`
 /// by a Role named `name`, and waits until the authorizer applies it.
 pub(super) async fn grant(client: &Client, ns: &str, name: &str, rules: &[(&str, &str, &[&str])]) {
-    let meta = || ObjectMeta {
-        name: Some(name.to_owned()),
-        namespace: Some(ns.to_owned()),
-        ..ObjectMeta::default()
-    };
     let policy = rules
         .iter()
         .map(|(group, resource, verbs)| PolicyRule {
@@ -37,32 +32,13 @@ pub(super) async fn grant(client: &Client, ns: &str, name: &str, rules: &[(&str,
             ..PolicyRule::default()
         })
         .collect();
-    let role = Role {
-        metadata: meta(),
-        rules: Some(policy),
+    let developer = Subject {
+        api_group: Some("rbac.authorization.k8s.io".into()),
+        kind: "User".into(),
+        name: "developer".into(),
+        ..Subject::default()
     };
-    Api::<Role>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &role)
-        .await
-        .expect("creating the Role");
-    let binding = RoleBinding {
-        metadata: meta(),
-        role_ref: RoleRef {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "Role".into(),
-            name: name.into(),
-        },
-        subjects: Some(vec![Subject {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "User".into(),
-            name: "developer".into(),
-            ..Subject::default()
-        }]),
-    };
-    Api::<RoleBinding>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &binding)
-        .await
-        .expect("creating the RoleBinding");
+    bind_role(client, ns, name, policy, developer).await;
     for (group, resource, verbs) in rules {
         let resource = match *group {
             "" => resource.to_string(),
