@@ -57,6 +57,7 @@ async fn settled_reconciles(op: &Operator) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "counts reconciles, which a loaded shared apiserver perturbs; make test runs it after the others, alone"]
 async fn same_name_objects_across_namespaces_do_not_wake_each_other() {
     let op = Operator::start(&[]).await;
     let groups: Vec<TestNamespace> = join_all((0..GROUPS).map(|i| {
