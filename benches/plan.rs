@@ -31,6 +31,7 @@ fn gsec(ns: &str, name: &str, scope: Scope, created: i64) -> Arc<GenericSecret> 
             data: Some(SecretData([("k".to_owned(), "YQ==".to_owned())].into())),
             data_from: None,
             labels: BTreeMap::new(),
+            rollout: None,
         },
     );
     gs.metadata.namespace = Some(ns.into());

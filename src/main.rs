@@ -89,6 +89,18 @@ struct RunArgs {
     /// Address of /healthz, /readyz and /metrics (port 0: any free port).
     #[arg(long, env = "GSO_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     http_addr: SocketAddr,
+    /// Data versions kept in each object's status.rotations.
+    #[arg(long, env = "GSO_ROTATION_HISTORY", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=50))]
+    rotation_history: u16,
+    /// A rotation not in every target this long after the operator first
+    /// saw it gets a Warning event (RotationOverdue).
+    #[arg(long, env = "GSO_ROTATION_WARNING_AFTER", default_value = "10m", value_parser = parse_duration)]
+    rotation_warning_after: SignedDuration,
+    /// Let spec.rollout restart the Deployments, StatefulSets and DaemonSets
+    /// that read a rotated replica (needs list and patch on them; the chart
+    /// grants it with rollout.enabled=true).
+    #[arg(long, env = "GSO_WORKLOAD_RESTARTS")]
+    workload_restarts: bool,
     #[command(flatten)]
     rest: rest::Options,
 }
@@ -184,6 +196,9 @@ async fn run(args: RunArgs) -> ExitCode {
         source_retry: SOURCE_RETRY,
         write_concurrency: usize::from(args.write_concurrency),
         reconcile_concurrency: args.reconcile_concurrency,
+        rotation_history: usize::from(args.rotation_history),
+        rotation_warning_after: args.rotation_warning_after,
+        workload_restarts: args.workload_restarts,
     };
     let health = Health::default();
     match http::serve(args.http_addr, health.clone()).await {

@@ -38,6 +38,12 @@ pub enum WriteKind {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabels {
+    /// `Scope::as_str()` of the object (three values).
+    pub scope: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WriteLabels {
     pub kind: WriteKind,
 }
@@ -56,6 +62,11 @@ pub struct Metrics {
     /// Seconds from a GenericSecret's last change to the reconcile that
     /// made every target current.
     pub replication_lag: Histogram,
+    /// Seconds from the operator first seeing a data version to every
+    /// target holding it, once per version, by scope.
+    pub rotation_duration: Family<ScopeLabels, Histogram, fn() -> Histogram>,
+    /// Workload restarts for rotations (`spec.rollout`).
+    pub workload_restarts: Counter,
     /// 1 while this instance reconciles (the leader), 0 on a standby.
     pub leader: Gauge,
     pub watch_failures: Family<WatchLabels, Counter>,
@@ -72,6 +83,12 @@ impl Default for Metrics {
         let pending_targets = Gauge::default();
         // 10 ms … ~5 min: a watch reaction up to a leader takeover or backoff.
         let replication_lag = Histogram::new(exponential_buckets(0.01, 2.0, 15));
+        let rotation_duration: Family<ScopeLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| {
+                // 100 ms … ~55 min: a small fan-out up to a stuck target.
+                Histogram::new(exponential_buckets(0.1, 2.0, 16))
+            });
+        let workload_restarts = Counter::default();
         let leader = Gauge::default();
         let watch_failures = Family::<WatchLabels, Counter>::default();
         registry.register(
@@ -106,6 +123,16 @@ impl Default for Metrics {
             replication_lag.clone(),
         );
         registry.register(
+            "rotation_duration_seconds",
+            "Time from the operator first seeing a data version until every target held it",
+            rotation_duration.clone(),
+        );
+        registry.register(
+            "workload_restarts",
+            "Deployments, StatefulSets and DaemonSets restarted after a rotation",
+            workload_restarts.clone(),
+        );
+        registry.register(
             "leader",
             "1 while this instance is the leader and reconciles",
             leader.clone(),
@@ -118,6 +145,8 @@ impl Default for Metrics {
             reconcile_duration,
             pending_targets,
             replication_lag,
+            rotation_duration,
+            workload_restarts,
             leader,
             watch_failures,
         }

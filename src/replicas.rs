@@ -61,10 +61,15 @@ pub fn data_hash(data: &Data) -> String {
 /// Label values are at most 63 characters: `<ns>.<name>` when it fits,
 /// otherwise a prefix plus a hash that stays unique.
 pub fn owner_label_value(namespace: &str, name: &str) -> String {
+    at_most_63(&format!("{namespace}.{name}"))
+}
+
+/// `full` if it has at most 63 characters (a label value, an annotation
+/// name), otherwise a prefix plus a hash of it that stays unique.
+pub fn at_most_63(full: &str) -> String {
     const MAX: usize = 63;
-    let full = format!("{namespace}.{name}");
     if full.len() <= MAX {
-        return full;
+        return full.to_owned();
     }
     let digest = Sha256::digest(full.as_bytes());
     let hash: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
@@ -215,6 +220,7 @@ mod tests {
                 data: Some(SecretData::default()),
                 data_from: None,
                 labels: BTreeMap::from([("ext.ai.sap.com/team".into(), "ml".into())]),
+                rollout: None,
             },
         );
         gs.metadata.namespace = Some("tenant".into());

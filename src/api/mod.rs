@@ -146,6 +146,23 @@ pub struct GenericSecretSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[x_kube(validation = Rule::new("self.all(k, k.startsWith('ext.ai.sap.com/'))").message("label keys must start with ext.ai.sap.com/"))]
     pub labels: BTreeMap<String, String>,
+    /// Restart the workloads that read the replicas when the data rotates
+    /// (opt-in; the installation must allow it, see the chart's `rollout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+/// Which workloads a rotation restarts: the Deployments, StatefulSets and
+/// DaemonSets of a target namespace whose pod template references the
+/// replica, once that namespace holds the new data.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    /// Also restart workloads that only mount the Secret as a volume. Off by
+    /// default: kubelet updates mounted Secrets in place, so only env,
+    /// envFrom and subPath references need a restart to see new data.
+    #[serde(default)]
+    pub include_volume_mounts: bool,
 }
 
 fn default_type() -> String {
@@ -225,6 +242,44 @@ pub struct GenericSecretStatus {
     pub replicated: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<ShadowStatus>,
+    /// The last data versions, newest first (`--rotation-history` of them):
+    /// when each was first seen and when every target held it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rotations: Vec<Rotation>,
+}
+
+/// One version of the data and how it reached the targets. Hashes only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rotation {
+    /// `sha256:<hex>` of this version's data.
+    pub data_hash: String,
+    /// When the operator first saw this data.
+    pub start_time: Time,
+    /// When every target held it; absent while some do not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// Seconds from `startTime` to `completionTime`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<i64>,
+    /// Targets that did not hold it yet (as of the last report); 0 once
+    /// complete. Left as it was when a newer version superseded it.
+    pub pending_targets: i64,
+    /// Workloads restarted for this version (`spec.rollout`); absent
+    /// without rollout and for an object's first data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<Restarts>,
+}
+
+/// The workload restarts of one rotation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Restarts {
+    /// Deployments, StatefulSets and DaemonSets restarted.
+    pub workloads: i64,
+    /// Every target namespace was looked at after the rotation completed;
+    /// nothing more is restarted for this version.
+    pub done: bool,
 }
 
 impl GenericSecretStatus {

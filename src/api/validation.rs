@@ -215,6 +215,7 @@ mod tests {
             )),
             data_from: None,
             labels: BTreeMap::new(),
+            rollout: None,
         }
     }
 

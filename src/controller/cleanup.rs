@@ -39,6 +39,7 @@ pub async fn cleanup(gs: &GenericSecret, ctx: &Context) -> Result<Action, Error>
     }
     let key = Key::from(gs);
     ctx.conflicts.report(&key, &gs.secret_name(), false);
+    ctx.overdue(&key, None);
     ctx.set_pending(key, None);
     ctx.publish(gs, EventType::Normal, "Deleted", "replicas removed")
         .await;

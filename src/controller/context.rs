@@ -92,6 +92,8 @@ pub struct Context {
     /// When the last progress status was written, by any object: progress
     /// writes of big fan-outs are expensive, so they share one per interval.
     pub last_progress: Mutex<Option<std::time::Instant>>,
+    /// Objects warned of an overdue rotation, with the data hash warned of.
+    pub overdue: Mutex<HashMap<Key, String>>,
 }
 
 impl Context {
@@ -150,6 +152,22 @@ impl Context {
         self.metrics
             .pending_targets
             .inc_by(pending.unwrap_or(0) - old.unwrap_or(0));
+    }
+
+    /// Note that `object`'s rotation of `hash` is overdue (None: it is not
+    /// any more); true when that is news, to warn once per rotation.
+    pub fn overdue(&self, object: &Key, hash: Option<&str>) -> bool {
+        let Ok(mut map) = self.overdue.lock() else {
+            return false;
+        };
+        match hash {
+            None => map.remove(object).is_some(),
+            Some(h) if map.get(object).map(String::as_str) == Some(h) => false,
+            Some(h) => {
+                map.insert(object.clone(), h.to_owned());
+                true
+            }
+        }
     }
 
     /// Whether this installation handles objects in `namespace`.

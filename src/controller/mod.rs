@@ -13,6 +13,8 @@ mod context;
 mod finalizer;
 mod reconcile;
 mod report;
+mod rollout;
+pub mod rotations;
 pub mod status;
 mod watches;
 mod write;
@@ -70,6 +72,13 @@ pub struct Config {
     pub write_concurrency: usize,
     /// Objects reconciled at once.
     pub reconcile_concurrency: u16,
+    /// Data versions kept in `status.rotations`.
+    pub rotation_history: usize,
+    /// When an incomplete rotation gets a Warning event.
+    pub rotation_warning_after: k8s_openapi::jiff::SignedDuration,
+    /// Whether `spec.rollout` restarts workloads (the RBAC to patch them
+    /// is granted only then).
+    pub workload_restarts: bool,
 }
 
 impl Config {
@@ -99,6 +108,8 @@ pub enum Error {
     AddFinalizer(#[source] kube::Error),
     #[error("removing the finalizer")]
     RemoveFinalizer(#[source] kube::Error),
+    #[error("restarting workloads after a rotation")]
+    Restart(#[source] kube::Error),
 }
 
 impl Error {
@@ -112,7 +123,8 @@ impl Error {
             | Error::PatchStatus(e)
             | Error::DeleteReplica(e)
             | Error::AddFinalizer(e)
-            | Error::RemoveFinalizer(e) => no_answer(e),
+            | Error::RemoveFinalizer(e)
+            | Error::Restart(e) => no_answer(e),
             Error::Replicas => false,
         }
     }
@@ -127,6 +139,7 @@ impl Error {
             Error::DeleteReplica(_) => "delete_replica",
             Error::AddFinalizer(_) => "add_finalizer",
             Error::RemoveFinalizer(_) => "remove_finalizer",
+            Error::Restart(_) => "restart_workloads",
         }
     }
 }
@@ -287,6 +300,7 @@ pub async fn run(client: Client, config: Config, health: Health) {
         metrics: health.metrics.clone(),
         pending: Default::default(),
         last_progress: Default::default(),
+        overdue: Default::default(),
         config,
     });
     // Ready once the GenericSecret watch has synced too (kube's own

@@ -4,11 +4,13 @@
 //! what it reports both come from the `gs` it was given.
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
+use super::rotations::{self, Version};
 use super::status::{self, Outcome};
-use super::{Context, Error, SOURCE_LABEL, cleanup, report, write};
+use super::{Context, Error, SOURCE_LABEL, cleanup, report, rollout, write};
 use crate::api::validation::{Source, check_type_keys, validate};
 use crate::api::{Data, GenericSecret, Scope};
 use crate::index::{Facts, Key};
@@ -36,14 +38,26 @@ pub async fn apply(gs: &GenericSecret, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::requeue(ctx.config.source_retry));
         }
     };
+    let job = Job {
+        gs,
+        ctx,
+        plan: &plan,
+        payload: &payload,
+        version: Version {
+            hash: &payload.hash,
+            seen: now,
+            keep: ctx.config.rotation_history,
+            restarts: gs.spec.rollout.is_some() && ctx.config.workload_restarts,
+        },
+    };
     let observed = write::observe(gs, &plan, &payload, ctx);
     let mut lane = report::Lane::new(gs, ctx);
     if announces_first(gs, &plan, &payload) {
         // On the lane: the writes start at once, the final status comes after.
-        let before = status::replicated_status(gs, &plan, &observed, &payload.hash, now);
+        let before = status::replicated_status(gs, &plan, &observed, &job.version, now);
         lane.start(before);
     }
-    let outcomes = match replicate(gs, ctx, &plan, &payload, observed, lane).await {
+    let (outcomes, overdue_at) = match replicate(&job, observed, lane).await {
         // Gone although the cache showed it with our finalizer (it lagged a
         // deletion): what this reconcile wrote must go too, as cleanup does.
         Err(Error::PatchStatus(kube::Error::Api(s))) if s.code == 404 => {
@@ -60,7 +74,16 @@ pub async fn apply(gs: &GenericSecret, ctx: &Context) -> Result<Action, Error> {
     if outcomes.iter().any(|(_, o)| *o == Outcome::Pending) {
         return Err(Error::Unreachable);
     }
-    Ok(ctx.requeue_until(plan.wake_at, now))
+    Ok(ctx.requeue_until(plan::earliest(plan.wake_at, overdue_at), now))
+}
+
+/// One reconcile's replication of one version of an object's data.
+pub struct Job<'a> {
+    pub gs: &'a GenericSecret,
+    pub ctx: &'a Context,
+    pub plan: &'a Plan,
+    pub payload: &'a Payload,
+    pub version: Version<'a>,
 }
 
 /// A tenant-wide object reports new data (its map turns false) before it
@@ -73,37 +96,38 @@ fn announces_first(gs: &GenericSecret, plan: &Plan, payload: &Payload) -> bool {
     gs.spec.scope == Scope::TenantWide && (new_data || new_shadow)
 }
 
-/// Write the targets, delete what the plan no longer targets, report.
+/// Write the targets, delete what the plan no longer targets, restart the
+/// workloads of a rotation, report. Returns the outcomes, and when an
+/// incomplete rotation falls overdue.
 async fn replicate(
-    gs: &GenericSecret,
-    ctx: &Context,
-    plan: &Plan,
-    payload: &Payload,
+    job: &Job<'_>,
     observed: Vec<(plan::Target, Outcome)>,
     mut lane: report::Lane<'_>,
-) -> Result<Vec<(plan::Target, Outcome)>, Error> {
-    let outcomes = write::targets(gs, plan, payload, observed, ctx, &mut lane).await?;
+) -> Result<(Vec<(plan::Target, Outcome)>, Option<Timestamp>), Error> {
+    let (gs, ctx, plan, payload) = (job.gs, job.ctx, job.plan, job.payload);
+    let outcomes =
+        write::targets(gs, plan, payload, observed, ctx, &job.version, &mut lane).await?;
     let deleted = write::delete_unplanned(gs, plan, ctx).await?;
-    finish(gs, ctx, plan, payload, &outcomes, deleted, lane).await?;
-    Ok(outcomes)
+    let mut after = status::replicated_status(gs, plan, &outcomes, &job.version, ctx.now());
+    if rotations::restarts_due(Some(&after), &payload.hash) {
+        rollout::restart(job, &outcomes, &mut after).await?;
+    }
+    let overdue_at = report::rotation(gs, ctx, &job.version, &after).await;
+    finish(job, &outcomes, deleted, after, lane).await?;
+    Ok((outcomes, overdue_at))
 }
 
 /// The final status, the pending gauge and the replication-lag metric.
 async fn finish(
-    gs: &GenericSecret,
-    ctx: &Context,
-    plan: &Plan,
-    payload: &Payload,
+    job: &Job<'_>,
     outcomes: &[(plan::Target, Outcome)],
     deleted: bool,
+    after: crate::api::GenericSecretStatus,
     mut lane: report::Lane<'_>,
 ) -> Result<(), Error> {
+    let (gs, ctx, plan, payload) = (job.gs, job.ctx, job.plan, job.payload);
     let wrote = deleted || outcomes.iter().any(|(_, o)| *o == Outcome::Written);
-    let after = status::replicated_status(gs, plan, outcomes, &payload.hash, ctx.now());
-    let pending = outcomes
-        .iter()
-        .filter(|(_, o)| !matches!(o, Outcome::Current | Outcome::Written | Outcome::Yielded))
-        .count();
+    let pending = status::pending(outcomes);
     let key = Key::from(gs);
     let conflicting = outcomes
         .iter()

@@ -3,13 +3,15 @@
 //! Ready transitions, the lag metric.
 
 use futures::future::BoxFuture;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::{Context, Error, status};
+use super::{Context, Error, rotations, status};
 use crate::api::{GenericSecret, GenericSecretStatus};
+use crate::index::Key;
 use crate::replicas::MANAGER;
 
 /// Patch `status` unless it equals what `reported` holds (the stored status,
@@ -63,6 +65,54 @@ pub fn observe_lag(gs: &GenericSecret, ctx: &Context) {
         let lag = ctx.now().duration_since(since).as_secs_f64();
         ctx.metrics.replication_lag.observe(lag.max(0.0));
     }
+}
+
+/// The newest rotation in `after`: its duration metric once it completes,
+/// one Warning once it is overdue (`--rotation-warning-after`). Returns
+/// when it falls overdue, if it has not yet.
+pub async fn rotation(
+    gs: &GenericSecret,
+    ctx: &Context,
+    version: &rotations::Version<'_>,
+    after: &GenericSecretStatus,
+) -> Option<Timestamp> {
+    let key = Key::from(gs);
+    if let Some(done) = rotations::completed(gs.status.as_ref(), after) {
+        // Started in this reconcile: the precise instant, not whole seconds.
+        let start = if done.start_time.0.as_second() == version.seen.as_second() {
+            version.seen
+        } else {
+            done.start_time.0
+        };
+        let seconds = ctx.now().duration_since(start).as_secs_f64().max(0.0);
+        let scope = gs.spec.scope.as_str();
+        let labels = crate::metrics::ScopeLabels { scope };
+        ctx.metrics
+            .rotation_duration
+            .get_or_create(&labels)
+            .observe(seconds);
+        ctx.overdue(&key, None);
+        if gs.spec.rollout.is_some() && !ctx.config.workload_restarts {
+            let note = "spec.rollout is ignored: this installation does not restart workloads \
+                        (install the chart with rollout.enabled=true)";
+            ctx.publish(gs, EventType::Warning, "RolloutDisabled", note)
+                .await;
+        }
+    }
+    let (newest, due) = rotations::incomplete(after, ctx.config.rotation_warning_after)?;
+    if ctx.now() < due {
+        return Some(due);
+    }
+    if ctx.overdue(&key, Some(&newest.data_hash)) {
+        let note = format!(
+            "data {} is not in every target {} after it was first seen: {} targets do not hold \
+             it yet (see status.resourceGroups)",
+            newest.data_hash, ctx.config.rotation_warning_after, newest.pending_targets
+        );
+        ctx.publish(gs, EventType::Warning, "RotationOverdue", &note)
+            .await;
+    }
+    None
 }
 
 type Patching<'a> = BoxFuture<'a, (Option<GenericSecretStatus>, Result<(), Error>)>;

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+use super::rotations::{self, Version};
 use crate::api::{GenericSecret, GenericSecretStatus, Scope, TargetState, TargetStatus};
 use crate::plan::{Blocked, Mode, Plan, Target};
 
@@ -69,6 +70,7 @@ pub fn blocked_status(
         conditions,
         data_hash: previous.data_hash,
         shadow: previous.shadow,
+        rotations: previous.rotations,
         ..kept
     }
 }
@@ -78,9 +80,10 @@ pub fn replicated_status(
     gs: &GenericSecret,
     plan: &Plan,
     outcomes: &[(Target, Outcome)],
-    data_hash: &str,
+    version: &Version<'_>,
     now: Timestamp,
 ) -> GenericSecretStatus {
+    let data_hash = version.hash;
     let previous = gs.status.clone().unwrap_or_default();
     let old: HashMap<&str, &TargetStatus> = previous
         .resource_groups
@@ -122,7 +125,17 @@ pub fn replicated_status(
         replicated: Some(format!("{replicated}/{}", outcomes.len())),
         resource_groups: entries,
         shadow: plan.shadow.clone(),
+        rotations: rotations::record(&previous, version, pending(outcomes), now),
     }
+}
+
+/// Targets this object writes that do not hold its data (yet): a target
+/// left to a shadowing object on purpose is not one of them.
+pub fn pending(outcomes: &[(Target, Outcome)]) -> usize {
+    outcomes
+        .iter()
+        .filter(|(_, o)| !matches!(o, Outcome::Current | Outcome::Written | Outcome::Yielded))
+        .count()
 }
 
 /// Resource-group id → whether its Secret holds the current data. Two

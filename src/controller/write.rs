@@ -17,6 +17,7 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::report::Lane;
+use super::rotations::Version;
 use super::status::{self, Outcome};
 use super::{Context, Error};
 use crate::api::GenericSecret;
@@ -67,6 +68,7 @@ pub async fn targets(
     payload: &Payload,
     mut outcomes: Vec<(Target, Outcome)>,
     ctx: &Context,
+    version: &Version<'_>,
     lane: &mut Lane<'_>,
 ) -> Result<Vec<(Target, Outcome)>, Error> {
     let pending: Vec<(usize, Target)> = outcomes
@@ -100,7 +102,7 @@ pub async fn targets(
                 let reporting = failed.is_none() && lane.is_idle();
                 if due && reporting && ctx.take_progress_slot(PROGRESS_INTERVAL) {
                     let now = ctx.now();
-                    lane.start(status::replicated_status(gs, plan, &outcomes, &payload.hash, now));
+                    lane.start(status::replicated_status(gs, plan, &outcomes, version, now));
                     last_report = Instant::now();
                 }
             }

@@ -358,7 +358,8 @@ fn plan_resource_group(rg: &Facts, world: &World<'_>, mut plan: Plan) -> Plan {
     plan
 }
 
-fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+/// The earlier of two optional times.
+pub fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

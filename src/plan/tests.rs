@@ -36,6 +36,7 @@ pub(crate) fn generic_secret(ns: &str, name: &str, scope: Scope, created: i64) -
             data: Some(SecretData([("k".to_owned(), "YQ==".to_owned())].into())),
             data_from: None,
             labels: BTreeMap::new(),
+            rollout: None,
         },
     );
     gs.metadata.namespace = Some(ns.into());

@@ -185,6 +185,7 @@ mod tests {
                 data: None,
                 data_from: None,
                 labels: Default::default(),
+                rollout: None,
             },
         );
         gs.metadata.resource_version = Some(rv.into());

@@ -138,6 +138,7 @@ mod tests {
                     secret_ref: SecretRef { name: n.into() },
                 }),
                 labels: BTreeMap::new(),
+                rollout: None,
             },
         );
         gs.metadata.uid = Some("uid-1".into());

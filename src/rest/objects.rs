@@ -60,6 +60,7 @@ pub fn new_generic_secret(scope: Scope, request: CreateRequest) -> Result<NewSec
             },
         }),
         labels: label_map(&labels)?,
+        rollout: None,
     };
     validate_spec(&spec).map_err(ApiError::bad_request)?;
     Ok(NewSecret {

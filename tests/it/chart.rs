@@ -28,6 +28,7 @@ use crate::harness::{kubectl, scratch_dir};
 use crate::operator::{Operator, generic_secret, install_crd};
 
 mod rest;
+mod rollout;
 
 const CHART: &str = "charts/generic-secrets-operator";
 const CHART_NAME: &str = "generic-secrets-operator";
@@ -572,6 +573,12 @@ async fn the_operator_runs_with_the_chart_service_account_and_no_more() {
         "deleting a GenericSecret",
         Api::<GenericSecret>::namespaced(sa.clone(), &tenant)
             .delete("anything", &DeleteParams::default())
+            .await,
+    );
+    assert_forbidden(
+        "listing Deployments (rollout.enabled is off)",
+        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(sa.clone(), rg)
+            .list(&ListParams::default())
             .await,
     );
     assert_forbidden(

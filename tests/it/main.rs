@@ -14,6 +14,8 @@ mod operator;
 mod rbac;
 mod recovery;
 mod rest;
+mod rollout;
+mod rotations;
 mod scale;
 mod sdk;
 mod validation;

@@ -57,6 +57,8 @@ pub struct Operator {
     /// `RUST_LOG` of the process.
     log_filter: String,
     child: Option<Child>,
+    /// Length of the log when the running process started: its lines follow.
+    log_start: usize,
 }
 
 impl Operator {
@@ -102,6 +104,7 @@ impl Operator {
             log,
             log_filter: operator_log_filter(),
             child: None,
+            log_start: 0,
         }
     }
 
@@ -118,6 +121,7 @@ impl Operator {
     }
 
     fn spawn(&mut self) {
+        self.log_start = self.logs().len();
         self.child = Some(self.launch(&self.log));
     }
 
@@ -204,7 +208,9 @@ impl Operator {
             &format!("{message:?} in the operator's log"),
             REACT,
             || async {
+                // This process's lines: a restarted one listens elsewhere.
                 self.logs()
+                    .get(self.log_start..)?
                     .lines()
                     .find(|l| l.contains(message))
                     .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -487,6 +493,7 @@ pub fn generic_secret(name: &str, scope: Scope, data: &[(&str, &str)]) -> Generi
             )),
             data_from: None,
             labels: BTreeMap::new(),
+            rollout: None,
         },
     )
 }

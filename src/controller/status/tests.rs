@@ -16,10 +16,20 @@ fn tenant_wide() -> GenericSecret {
             data: Some(SecretData::default()),
             data_from: None,
             labels: BTreeMap::new(),
+            rollout: None,
         },
     );
     gs.metadata.generation = Some(3);
     gs
+}
+
+fn v(hash: &str) -> Version<'_> {
+    Version {
+        hash,
+        seen: at(0),
+        keep: 5,
+        restarts: false,
+    }
 }
 
 fn target(ns: &str, rg: &str, mode: Mode) -> Target {
@@ -60,7 +70,7 @@ fn map_goes_false_to_true_as_replicas_are_written() {
         (targets[0].clone(), Outcome::Pending),
         (targets[1].clone(), Outcome::Current),
     ];
-    let before = replicated_status(&gs, &p, &pending, "sha256:x", at(0));
+    let before = replicated_status(&gs, &p, &pending, &v("sha256:x"), at(0));
     let map = before
         .resource_group_secret_replication_status
         .clone()
@@ -75,7 +85,7 @@ fn map_goes_false_to_true_as_replicas_are_written() {
         (targets[0].clone(), Outcome::Written),
         (targets[1].clone(), Outcome::Current),
     ];
-    let after = replicated_status(&gs, &p, &done, "sha256:x", at(1));
+    let after = replicated_status(&gs, &p, &done, &v("sha256:x"), at(1));
     assert!(
         after
             .resource_group_secret_replication_status
@@ -97,7 +107,7 @@ fn a_noop_resync_computes_the_stored_status() {
         &gs,
         &p,
         &[(targets[0].clone(), Outcome::Written)],
-        "sha256:x",
+        &v("sha256:x"),
         at(0),
     );
     gs.status = Some(first.clone());
@@ -105,7 +115,7 @@ fn a_noop_resync_computes_the_stored_status() {
         &gs,
         &p,
         &[(targets[0].clone(), Outcome::Current)],
-        "sha256:x",
+        &v("sha256:x"),
         at(100),
     );
     assert_eq!(again, first, "nothing changed, so nothing to write");
@@ -134,14 +144,14 @@ fn conflict_and_shadow_are_not_ready_with_reasons() {
         ),
         (targets[1].clone(), Outcome::Yielded),
     ];
-    let s = replicated_status(&gs, &p, &conflict, "sha256:x", at(0));
+    let s = replicated_status(&gs, &p, &conflict, &v("sha256:x"), at(0));
     assert_eq!(ready(&s), ("False", "Conflict"));
     assert_eq!(s.resource_groups[0].state, TargetState::Conflict);
     let shadowed = [
         (targets[0].clone(), Outcome::Written),
         (targets[1].clone(), Outcome::Yielded),
     ];
-    let s = replicated_status(&gs, &p, &shadowed, "sha256:x", at(0));
+    let s = replicated_status(&gs, &p, &shadowed, &v("sha256:x"), at(0));
     assert_eq!(ready(&s), ("False", "Shadowed"));
     // A tenant-wide object details only the resource groups that need a word.
     assert_eq!(s.resource_groups.len(), 1);
@@ -212,7 +222,7 @@ fn stalled_only_while_someone_has_to_act() {
             .find(|c| c.type_ == "Stalled")
             .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
     };
-    let with = |o: Outcome| replicated_status(&gs, &p, &[(targets[0].clone(), o)], "h", at(0));
+    let with = |o: Outcome| replicated_status(&gs, &p, &[(targets[0].clone(), o)], &v("h"), at(0));
     let conflict = with(Outcome::Conflict("Secret a/creds exists".into()));
     let ready_message = conflict.conditions[0].message.clone();
     assert_eq!(
