@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use super::Config;
 use super::conflicts::Conflicts;
+use super::written::Written;
 use crate::api::GenericSecret;
 use crate::index::replicas::Replicas;
 use crate::index::{Facts, Groups, Key, Objects};
@@ -94,6 +95,8 @@ pub struct Context {
     pub last_progress: Mutex<Option<std::time::Instant>>,
     /// Objects warned of an overdue rotation, with the data hash warned of.
     pub overdue: Mutex<HashMap<Key, String>>,
+    /// Status writes the cache does not show yet.
+    pub written: Arc<Written>,
 }
 
 impl Context {

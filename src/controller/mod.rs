@@ -18,6 +18,7 @@ pub mod rotations;
 pub mod status;
 mod watches;
 mod write;
+mod written;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
@@ -148,6 +149,7 @@ impl Error {
 /// finalizer; otherwise make sure it carries it, then apply it.
 async fn reconcile(gs: Arc<GenericSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
+    let gs = ctx.written.fresh(gs);
     let result = dispatch(&gs, &ctx).await;
     ctx.metrics
         .reconcile_duration
@@ -270,8 +272,10 @@ pub async fn run(client: Client, config: Config, health: Health) {
         health.clone(),
     );
     let conflicts = conflicts::Conflicts::new(client.clone(), wakes.clone());
+    let written = Arc::new(written::Written::default());
     let (store, trigger, mut objects_synced) = watches::generic_secrets(
         Api::all(client.clone()),
+        written.clone(),
         indexes.clone(),
         rules.clone(),
         wakes,
@@ -301,6 +305,7 @@ pub async fn run(client: Client, config: Config, health: Health) {
         pending: Default::default(),
         last_progress: Default::default(),
         overdue: Default::default(),
+        written,
         config,
     });
     // Ready once the GenericSecret watch has synced too (kube's own

@@ -39,9 +39,12 @@ pub async fn patch_status(
         "status": status,
     });
     let params = PatchParams::apply(MANAGER).force();
-    api.patch_status(&gs.name_any(), &params, &Patch::Apply(&body))
+    let patched = api
+        .patch_status(&gs.name_any(), &params, &Patch::Apply(&body))
         .await
         .map_err(Error::PatchStatus)?;
+    ctx.written
+        .wrote(gs, patched.metadata.resource_version, &status);
     *reported = Some(status);
     if let Some((reason, ready, message)) =
         after.filter(|a| before.as_ref().map(|b| &b.0) != Some(&a.0))

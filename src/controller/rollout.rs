@@ -62,9 +62,8 @@ pub async fn restart(
         holding,
         started: newest.start_time.0,
         complete: newest.completion_time.is_some(),
-        annotation: at_most_63(&format!("{}{}", ANNOTATION_PREFIX, job.plan.secret_name))
-            .trim_start_matches(ANNOTATION_PREFIX)
-            .to_owned(),
+        // An annotation's name has at most 63 characters after the prefix.
+        annotation: at_most_63(&job.plan.secret_name),
         volumes: job
             .gs
             .spec

@@ -27,6 +27,7 @@ use tokio::sync::watch;
 
 use super::context::Indexes;
 use super::status;
+use super::written::Written;
 use crate::api::GenericSecret;
 use crate::http::Health;
 use crate::index::replicas::{Replica, Replicas};
@@ -74,6 +75,7 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 /// The GenericSecret watch: the controller's store and trigger stream.
 pub fn generic_secrets(
     api: Api<GenericSecret>,
+    written: Arc<Written>,
     indexes: Arc<RwLock<Indexes>>,
     rules: Rules,
     wakes: Wakes,
@@ -98,6 +100,7 @@ pub fn generic_secrets(
         .map(move |event| {
             let woken = match &event {
                 Ok(e) => {
+                    written.seen(e);
                     let mut woken = index.on_event(e);
                     if works(&event) {
                         health.watch_ok("GenericSecret");
