@@ -46,8 +46,19 @@ pub struct Config {
     pub reps: usize,
     pub quiet: Duration,
     pub unrelated: usize,
-    /// Only the REST scenario (`GSO_BENCH_ONLY=rest`).
-    pub rest_only: bool,
+    /// `GSO_BENCH_ONLY`: a part of the run, for experiments.
+    pub only: Only,
+}
+
+/// A part of the run (`GSO_BENCH_ONLY`); the report needs the whole run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    All,
+    /// The REST scenario (`rest`).
+    Rest,
+    /// The raw baseline, fan-out and rotation (`tenant-wide`); prints the
+    /// figures instead of writing the report.
+    TenantWide,
 }
 
 impl Config {
@@ -67,10 +78,13 @@ impl Config {
             reps: env_number("GSO_BENCH_REPS", 3)?.max(1),
             quiet: Duration::from_secs(env_number("GSO_BENCH_QUIET_SECS", 60)?),
             unrelated: env_number("GSO_BENCH_UNRELATED", 10_000)?,
-            rest_only: match std::env::var("GSO_BENCH_ONLY").as_deref() {
-                Ok("rest") => true,
-                Ok("") | Err(_) => false,
-                Ok(other) => return Err(format!("GSO_BENCH_ONLY={other}: only rest").into()),
+            only: match std::env::var("GSO_BENCH_ONLY").as_deref() {
+                Ok("rest") => Only::Rest,
+                Ok("tenant-wide") => Only::TenantWide,
+                Ok("") | Err(_) => Only::All,
+                Ok(other) => {
+                    return Err(format!("GSO_BENCH_ONLY={other}: rest or tenant-wide").into());
+                }
             },
         })
     }
@@ -115,6 +129,10 @@ async fn run() -> Result<()> {
     let results = measured?;
     cleaned.0?;
     cleaned.1?;
+    if config.only == Only::TenantWide {
+        results.print();
+        return Ok(());
+    }
     let md = report::write(&config, &results)?;
     println!("{md}");
     Ok(())
@@ -124,7 +142,7 @@ async fn measure(cluster: &Cluster, config: &Config) -> Result<Results> {
     let mut results = Results::default();
     cluster.create_resource_groups(&config.sizes).await?;
     let selector = Cluster::size_selector(config.sizes[0]);
-    if config.rest_only {
+    if config.only == Only::Rest {
         rest::run(cluster, &selector, &mut results).await?;
         return Ok(results);
     }
@@ -133,8 +151,11 @@ async fn measure(cluster: &Cluster, config: &Config) -> Result<Results> {
         for rep in 0..config.reps {
             eprintln!("[bench] N={n}, repetition {}/{}", rep + 1, config.reps);
             raw::run(cluster, n, &mut results).await?;
-            scenarios::run(cluster, n, rep, config.quiet, &mut results).await?;
+            scenarios::run(cluster, n, rep, config, &mut results).await?;
         }
+    }
+    if config.only == Only::TenantWide {
+        return Ok(results);
     }
     rest::run(cluster, &selector, &mut results).await?;
     Ok(results)

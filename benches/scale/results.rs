@@ -41,6 +41,15 @@ impl Stats {
 }
 
 impl Results {
+    /// Every sample, a line per N and name (`GSO_BENCH_ONLY=tenant-wide`).
+    pub fn print(&self) {
+        for (n, by_key) in &self.samples {
+            for (key, values) in by_key {
+                println!("N={n} {key} {values:.3?}");
+            }
+        }
+    }
+
     pub fn record(&mut self, n: usize, key: impl Into<String>, value: f64) {
         let by_key = self.samples.entry(n).or_default();
         by_key.entry(key.into()).or_default().push(value);

@@ -34,6 +34,7 @@ use crate::results::Results;
 use crate::util::{CONCURRENCY, POLL, Poll, Result, concurrently, deadline, poll_until, timed};
 use crate::watches::Watches;
 use crate::windows::{Counts, Usage};
+use crate::{Config, Only};
 
 /// Tenant-wide objects in the rotation (the per-tenant maximum).
 const WIDE: usize = 5;
@@ -55,7 +56,7 @@ pub async fn run(
     cluster: &Cluster,
     n: usize,
     rep: usize,
-    quiet: Duration,
+    config: &Config,
     results: &mut Results,
 ) -> Result<()> {
     let tenant = cluster.namespace_name(&format!("t{n}-r{rep}"));
@@ -73,7 +74,10 @@ pub async fn run(
     };
     s.fan_out(results).await?;
     s.rotation(results).await?;
-    s.many_objects(quiet, results).await?;
+    if config.only == Only::TenantWide {
+        return s.teardown().await;
+    }
+    s.many_objects(config.quiet, results).await?;
     let rss = s.op.settled_rss_mib().await?;
     results.record(n, "rss.mib", rss);
     eprintln!("[bench] N={n}: operator RSS {rss:.1} MiB");
