@@ -63,7 +63,7 @@ pub async fn run(
     cluster.create_namespace(&tenant, &[]).await?;
     let selector = Cluster::size_selector(n);
     let name = format!("operator-n{n}-r{rep}");
-    let watches = Watches::start(cluster, &tenant).await?;
+    let watches = Watches::start(cluster).await?;
     let op = Operator::start(&cluster.operator_kubeconfig, &tenant, &selector, &name).await?;
     let mut s = Scenario {
         cluster,
@@ -185,6 +185,12 @@ impl Scenario<'_> {
         let own = [("genericsecrets POST 2xx", 2.0 * n as f64)];
         let window = counts.until(&converged_counts, &own);
         window.record_requests(n, "many", results);
+        // From here on the replicas' changes count (quiet, restart); the
+        // watch's list is no change, and the bench's own LIST is left out.
+        self.watches
+            .count_replicas(self.cluster, &self.tenant)
+            .await?;
+        let (converged, converged_counts) = (Usage::take(&self.op).await?, self.counts().await?);
         eprintln!(
             "[bench] N={n}: {} resource-group objects {secs:.2} s",
             2 * n

@@ -9,6 +9,11 @@
 //!   GenericSecrets). Unlike the apiserver's cluster-wide counters these see
 //!   only the bench's objects; they miss writes that changed nothing (an
 //!   apply of what is already there), which request counts include.
+//!
+//! The replica watch starts only for the windows that count its changes
+//! (quiet, restart): during a timed phase its events would cost the
+//! apiserver and the bench CPU on the cores the operator is measured on,
+//! which the raw baseline does not pay.
 
 use std::collections::HashSet;
 use std::fmt::Debug;
@@ -35,13 +40,10 @@ pub struct Watches {
 }
 
 impl Watches {
-    /// Starts watching the replicas of `tenant` and the run's
-    /// GenericSecrets; returns once the cache holds the latter.
-    pub async fn start(cluster: &Cluster, tenant: &str) -> Result<Self> {
+    /// Starts watching the run's GenericSecrets; returns once the cache
+    /// holds them.
+    pub async fn start(cluster: &Cluster) -> Result<Self> {
         let counts = Arc::new(Mutex::new(Counters::new()));
-        let replicas = watcher::Config::default().labels(&format!("{TENANT_LABEL}={tenant}"));
-        let secrets = Api::<Secret>::all(cluster.client.clone());
-        let secrets = watcher::watcher(secrets, replicas).default_backoff();
         let mine = format!("{BENCH_LABEL}={}", cluster.run_id);
         let objects = watcher::Config::default().labels(&mine);
         let writer = Writer::new(gsec_resource());
@@ -49,10 +51,12 @@ impl Watches {
         let gsecs = watcher::watcher(cluster.gsecs(None), objects)
             .default_backoff()
             .reflect(writer);
-        let tasks = vec![
-            tokio::spawn(count(secrets, "secrets", counts.clone())),
-            tokio::spawn(count(gsecs, "genericsecrets", counts.clone())),
-        ];
+        let tasks = vec![tokio::spawn(count(
+            gsecs,
+            "genericsecrets",
+            counts.clone(),
+            None,
+        ))];
         let ready = tokio::time::timeout(Duration::from_secs(60), store.wait_until_ready());
         ready
             .await
@@ -62,6 +66,21 @@ impl Watches {
             store,
             tasks,
         })
+    }
+
+    /// Starts counting the changes to the replicas of `tenant`; returns once
+    /// the watch has listed them (what it lists are no changes).
+    pub async fn count_replicas(&mut self, cluster: &Cluster, tenant: &str) -> Result<()> {
+        let replicas = watcher::Config::default().labels(&format!("{TENANT_LABEL}={tenant}"));
+        let secrets = Api::<Secret>::all(cluster.client.clone());
+        let secrets = watcher::watcher(secrets, replicas).default_backoff();
+        let (listed, synced) = tokio::sync::oneshot::channel();
+        let counting = count(secrets, "secrets", self.counts.clone(), Some(listed));
+        self.tasks.push(tokio::spawn(counting));
+        tokio::time::timeout(Duration::from_secs(120), synced)
+            .await
+            .map_err(|_| "the bench's replica watch did not sync in 120 s")??;
+        Ok(())
     }
 
     /// Changes seen so far, by `resource EVENT`.
@@ -88,9 +107,13 @@ fn lock(counts: &Mutex<Counters>) -> std::sync::MutexGuard<'_, Counters> {
 }
 
 /// Counts the events of one watch; objects listed when the watch (re)starts
-/// are not changes.
-async fn count<K, S>(events: S, resource: &str, counts: Arc<Mutex<Counters>>)
-where
+/// are not changes. `listed` hears when the first list is done.
+async fn count<K, S>(
+    events: S,
+    resource: &str,
+    counts: Arc<Mutex<Counters>>,
+    mut listed: Option<tokio::sync::oneshot::Sender<()>>,
+) where
     K: Resource + Debug,
     S: Stream<Item = std::result::Result<Event<K>, watcher::Error>>,
 {
@@ -110,7 +133,13 @@ where
                 known.remove(&key(&o));
                 Some("DELETED")
             }
-            Event::Init | Event::InitDone => None,
+            Event::InitDone => {
+                if let Some(listed) = listed.take() {
+                    let _ = listed.send(());
+                }
+                None
+            }
+            Event::Init => None,
         };
         if let Some(change) = change {
             let key = format!("{resource} {change}");
