@@ -15,18 +15,30 @@
 //!   objects: create the GenericSecret, add a finalizer (JSON patch), create
 //!   its Secret, apply its status. Writes to a custom resource cost the
 //!   apiserver more than Secret writes (JSON, schema and CEL validation).
+//! - `raw.create.shaped`, `raw.apply5n.shaped`: the fan-out's creates and
+//!   the rotation's applies (concurrency 32) of Secrets shaped like the
+//!   operator's replicas (its 4 labels and 2 annotations), while a
+//!   label-selected watch follows them as the operator's cache does: the
+//!   writes the design needs plus what it must see of them, without the
+//!   operator. An explanation of the gap to the limits above, not a target.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+
+use futures::StreamExt;
+use kube::runtime::watcher;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 
 use serde_json::json;
 
-use crate::cluster::{Cluster, secret};
+use crate::cluster::{Cluster, TENANT_LABEL, secret};
 use crate::objects::generic_secret;
 use crate::results::Results;
 use crate::util::{CONCURRENCY, Result, concurrently, timed};
+
+const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 
 /// A Secret's namespace and name.
 type Target = (String, String);
@@ -67,7 +79,69 @@ pub async fn run(cluster: &Cluster, n: usize, results: &mut Results) -> Result<(
     .await?;
     results.record(n, "raw.objects2n", secs);
     concurrently(&two, CONCURRENCY, |t| remove_object(cluster, t)).await?;
-    delete_all(cluster, &two).await
+    delete_all(cluster, &two).await?;
+    shaped(cluster, n, results).await
+}
+
+/// The creates and applies of replica-shaped Secrets, watched.
+async fn shaped(cluster: &Cluster, n: usize, results: &mut Results) -> Result<()> {
+    let tenant = cluster.namespace_name("raw-tenant");
+    let selector = format!("{MANAGED_BY}=generic-secrets-operator,{TENANT_LABEL}={tenant}");
+    let config = watcher::Config::default().labels(&selector);
+    let events = watcher::watcher(Api::<Secret>::all(cluster.client.clone()), config);
+    let watch = tokio::spawn(events.for_each(|_| async {}));
+    let tenant = tenant.as_str();
+    let one = targets(cluster, n, 1);
+    let create = |api, t| create_shaped(api, t, tenant, b'a', false);
+    let secs = timed(each(cluster, &one, CONCURRENCY, create)).await;
+    delete_all(cluster, &one).await?;
+    results.record(n, "raw.create.shaped", secs?);
+    let five = targets(cluster, n, 5);
+    each(cluster, &five, CONCURRENCY, create).await?;
+    let apply = |api, t| create_shaped(api, t, tenant, b'b', true);
+    let secs = timed(each(cluster, &five, CONCURRENCY, apply)).await;
+    watch.abort();
+    delete_all(cluster, &five).await?;
+    results.record(n, "raw.apply5n.shaped", secs?);
+    Ok(())
+}
+
+/// Creates (or with `apply`, server-side applies) `ns/name` with the labels
+/// and annotations of a replica of tenant-wide object `<tenant>/<name>`.
+async fn create_shaped(
+    api: Api<Secret>,
+    (ns, name): &Target,
+    tenant: &str,
+    tag: u8,
+    apply: bool,
+) -> Result<()> {
+    let mut s = secret(ns, name, tag);
+    s.metadata.labels = Some(BTreeMap::from([
+        (MANAGED_BY.to_owned(), "generic-secrets-operator".to_owned()),
+        (
+            "aicore.dev/generic-secret".to_owned(),
+            format!("{tenant}.{name}"),
+        ),
+        ("aicore.dev/scope".to_owned(), "TenantWide".to_owned()),
+        (TENANT_LABEL.to_owned(), tenant.to_owned()),
+    ]));
+    s.metadata.annotations = Some(BTreeMap::from([
+        (
+            "aicore.dev/generic-secret".to_owned(),
+            format!("{tenant}/{name}"),
+        ),
+        (
+            "aicore.dev/data-hash".to_owned(),
+            format!("sha256:{}", "ab".repeat(32)),
+        ),
+    ]));
+    if apply {
+        let params = PatchParams::apply("generic-secrets-operator").force();
+        api.patch(name, &params, &Patch::Apply(&s)).await?;
+    } else {
+        api.create(&PostParams::default(), &s).await?;
+    }
+    Ok(())
 }
 
 /// What one resource-group object costs in scenario 4, done by the bench.

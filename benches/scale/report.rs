@@ -214,6 +214,7 @@ fn summary(config: &Config, results: &Results) -> String {
     ];
     let changes = ["secret_changes", "object_changes"];
     out += &at.zero_row("writes after a no-op restart", "restart", &writes, &changes);
+    out += &shaped(&at);
     out += "\nTimes are medians; counts that must be 0 are the worst repetition. The raw \
             limits are the bench's own client doing the same Secret writes in the same run: \
             the fastest create of N Secrets (concurrency 1, 8 or 32), server-side apply of \
@@ -225,6 +226,33 @@ fn summary(config: &Config, results: &Results) -> String {
             operator's write requests (exact: it runs as its own ServiceAccount, counted by \
             FlowSchemas, see section 7) and the changes the bench's watches saw on its \
             objects.\n";
+    out
+}
+
+/// Fan-out and rotation against the limits of replica-shaped, watched
+/// Secrets (section 1): how much of the gap is the replicas' shape and
+/// the watch the design needs, and how much the operator.
+fn shaped(at: &AtSize<'_>) -> String {
+    let mut out = String::from(
+        "\nAgainst the raw client writing Secrets of the replicas' shape (4 labels, 2 \
+         annotations) while a label-selected watch follows them, as the operator's cache \
+         must (section 1; an explanation, not a target):\n\n\
+         | check | measured | shaped limit | ratio |\n|---|---|---|---|\n",
+    );
+    for (name, key, limit) in [
+        ("fan-out", "fanout.secs", "raw.create.shaped"),
+        ("rotation", "rotation.secs", "raw.apply5n.shaped"),
+    ] {
+        let (measured, limit) = (at.median(key), at.median(limit));
+        let ratio = measured.zip(limit).map(|(m, l)| format!("{:.2}×", m / l));
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} |",
+            number(measured, Unit::Secs),
+            number(limit, Unit::Secs),
+            ratio.unwrap_or_else(|| "n/a".to_owned())
+        );
+    }
     out
 }
 

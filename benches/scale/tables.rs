@@ -175,6 +175,16 @@ fn raw_and_times(results: &Results) -> String {
                 "2N GenericSecrets: create, finalizer, Secret, status, concurrency 32",
                 Secs,
             ),
+            row(
+                "raw.create.shaped",
+                "create N replica-shaped Secrets, watched, concurrency 32",
+                Secs,
+            ),
+            row(
+                "raw.apply5n.shaped",
+                "server-side apply 5N replica-shaped Secrets, watched, concurrency 32",
+                Secs,
+            ),
         ],
     );
     out += "\n## 2. Fan-out\n\nOne tenant-wide object created; time until its \
