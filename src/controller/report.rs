@@ -108,7 +108,7 @@ pub async fn rotation(
     }
     if ctx.overdue(&key, Some(&newest.data_hash)) {
         let note = format!(
-            "data {} is not in every target {} after it was first seen: {} targets do not hold \
+            "data {} is not in every target {:#} after it was first seen: {} targets do not hold \
              it yet (see status.resourceGroups)",
             newest.data_hash, ctx.config.rotation_warning_after, newest.pending_targets
         );
