@@ -10,6 +10,7 @@ pub mod index;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
+pub mod preview;
 pub mod replicas;
 pub mod rest;
 pub mod telemetry;

@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
 use generic_secrets_operator::controller::{self, Config};
 use generic_secrets_operator::http::{self, Health};
 use generic_secrets_operator::leader::{self, Election, Timing};
-use generic_secrets_operator::{api, rest, telemetry};
+use generic_secrets_operator::plan::Rules;
+use generic_secrets_operator::{api, preview, rest, telemetry};
 use k8s_openapi::jiff::SignedDuration;
 
 #[derive(Parser)]
@@ -26,10 +27,55 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print the GenericSecret CRD as YAML.
     Crd,
+    /// Show what the operator would do with a GenericSecret manifest, as
+    /// the cluster stands now, without writing anything.
+    #[command(after_help = PREVIEW_HELP)]
+    Preview(Box<PreviewArgs>),
 }
 
+const PREVIEW_HELP: &str = "\
+The manifest is first applied with a server-side dry run (dryRun=All), so
+that the apiserver validates it; nothing is ever written. Secrets are read
+as metadata only.
+
+Exit codes:
+  0  it would replicate cleanly (Ready=True), or reach that by itself
+     (Progressing, Shadowed)
+  2  it would be blocked and write nothing (InvalidSpec, TenantWideQuotaExceeded,
+     NameCollision, WrongNamespace, SourceNotFound)
+  3  it would write, but a target needs someone to act (a conflict with an
+     unmanaged Secret)
+  1  no preview: the manifest or the cluster could not be read
+
+-o json prints one object: {object, scope, secretName, exists, verdict
+(replicates|blocked|needsAction), ready {status, reason, message},
+replicated, secrets [{namespace, resourceGroup, name, action
+(create|update|unchanged|adopt|conflict|leave|delete), message, until}],
+notes}. Fields are only ever added.";
+
 #[derive(clap::Args)]
-struct RunArgs {
+struct PreviewArgs {
+    /// The GenericSecret manifest (YAML or JSON); - reads stdin.
+    #[arg(short = 'f', long = "filename")]
+    file: std::path::PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    output: OutputFormat,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    #[command(flatten)]
+    planner: PlannerArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// How to reach the cluster (shared by `run` and `preview`).
+#[derive(clap::Args)]
+struct ClusterArgs {
     /// The kubeconfig file to use instead of $KUBECONFIG, ~/.kube/config or
     /// the in-cluster service account.
     #[arg(long, env = "GSO_KUBECONFIG")]
@@ -37,6 +83,12 @@ struct RunArgs {
     /// The kubeconfig context to use instead of its current one.
     #[arg(long, env = "GSO_CONTEXT")]
     context: Option<String>,
+}
+
+/// The planner's settings (shared by `run` and `preview`, so that a
+/// preview plans with the flags the operator runs with).
+#[derive(clap::Args)]
+struct PlannerArgs {
     /// The tenant's namespace: Tenant and TenantWide objects live here.
     #[arg(long, env = "GSO_TENANT_NAMESPACE", default_value = "aicore-system")]
     tenant_namespace: String,
@@ -57,6 +109,28 @@ struct RunArgs {
     /// tenants in one cluster). Default: all namespaces.
     #[arg(long, env = "GSO_NAMESPACE_SELECTOR")]
     namespace_selector: Option<String>,
+}
+
+impl PlannerArgs {
+    fn settings(&self) -> preview::cluster::Settings {
+        preview::cluster::Settings {
+            rules: Rules {
+                tenant_namespace: self.tenant_namespace.clone(),
+                override_interval: self.override_interval,
+                max_tenant_wide: self.max_tenant_wide_secrets,
+            },
+            adopt_existing: self.adopt_existing,
+            namespace_selector: self.namespace_selector.clone(),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    #[command(flatten)]
+    planner: PlannerArgs,
     /// Full reconcile of every object, behind the watches.
     #[arg(long, env = "GSO_RESYNC_INTERVAL", default_value = "5m", value_parser = parse_duration)]
     resync_interval: SignedDuration,
@@ -107,7 +181,7 @@ struct RunArgs {
 
 /// The client configuration: the flags' kubeconfig and context when given,
 /// otherwise what kubectl would use (or the in-cluster service account).
-async fn client_config(args: &RunArgs) -> Result<kube::Config, String> {
+async fn client_config(args: &ClusterArgs) -> Result<kube::Config, String> {
     use kube::config::{KubeConfigOptions, Kubeconfig};
     let options = KubeConfigOptions {
         context: args.context.clone(),
@@ -153,14 +227,43 @@ async fn main() -> ExitCode {
             }
         },
         Command::Run(args) => run(*args).await,
+        Command::Preview(args) => preview_command(*args).await,
     }
+}
+
+/// `preview`: the exit code is the verdict's (see `PREVIEW_HELP`).
+async fn preview_command(args: PreviewArgs) -> ExitCode {
+    let result = async {
+        let kube_config = client_config(&args.cluster).await?;
+        let client = kube::Client::try_from(kube_config).map_err(|e| e.to_string())?;
+        let manifest = preview::manifest::read_manifest(&args.file, client.default_namespace())?;
+        preview::manifest::preview(&client, &args.planner.settings(), &manifest).await
+    };
+    let preview = match result.await {
+        Ok(preview) => preview,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match args.output {
+        OutputFormat::Text => print!("{}", preview::text::render(&preview)),
+        OutputFormat::Json => match serde_json::to_string_pretty(&preview) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    }
+    ExitCode::from(preview.verdict.exit_code())
 }
 
 async fn run(args: RunArgs) -> ExitCode {
     telemetry::init(args.log_format);
     // One configuration: the controller's client, and the cluster URL and
     // CA of the REST API's per-caller clients.
-    let kube_config = match client_config(&args).await {
+    let kube_config = match client_config(&args.cluster).await {
         Ok(kube_config) => kube_config,
         Err(e) => {
             tracing::error!(error = %e, "no Kubernetes client configuration");
@@ -186,12 +289,19 @@ async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let PlannerArgs {
+        tenant_namespace,
+        override_interval,
+        max_tenant_wide_secrets,
+        adopt_existing,
+        namespace_selector,
+    } = args.planner;
     let config = Config {
-        tenant_namespace: args.tenant_namespace,
-        override_interval: args.override_interval,
-        max_tenant_wide: args.max_tenant_wide_secrets,
-        adopt_existing: args.adopt_existing,
-        namespace_selector: args.namespace_selector,
+        tenant_namespace,
+        override_interval,
+        max_tenant_wide: max_tenant_wide_secrets,
+        adopt_existing,
+        namespace_selector,
         resync_interval: args.resync_interval.unsigned_abs(),
         source_retry: SOURCE_RETRY,
         write_concurrency: usize::from(args.write_concurrency),
