@@ -11,6 +11,7 @@ mod health;
 mod kstatus;
 mod leader;
 mod operator;
+mod preview;
 mod rbac;
 mod recovery;
 mod rest;
