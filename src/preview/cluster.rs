@@ -176,14 +176,15 @@ pub async fn preview_in(
         (false, Ok(Source::Inline(data))) => {
             known.data_hash.get_or_insert(Payload::new(data).hash);
         }
+        // The data comes with the request (the REST API writes the source
+        // in the same call): nothing to look at.
+        (false, Ok(Source::Secret(_))) if known.data_hash.is_some() => {}
         (false, Ok(Source::Secret(name))) => {
             source_missing = source_problem(client, gs, &name).await?;
-            if known.data_hash.is_none() {
-                known.notes.push(format!(
-                    "the data of Secret {name} (dataFrom) is not read: replicas are compared \
-                     with the data last replicated"
-                ));
-            }
+            known.notes.push(format!(
+                "the data of Secret {name} (dataFrom) is not read: replicas are compared \
+                 with the data last replicated"
+            ));
         }
     }
     Ok(from_snapshot(settings, gs, snapshot, known, source_missing))

@@ -23,9 +23,10 @@ use super::model::{CreateRequest, Detail, JsonBody, Label, List, Message, Name, 
 use super::objects::{self, NewSecret};
 use super::openapi::{Refused, TAG};
 use super::scope::Requested;
-use super::{Server, query};
+use super::{Server, dry_run, query};
 use crate::api::validation::kubernetes_name;
 use crate::api::{Data, GenericSecret, Scope, SecretData};
+use crate::replicas::data_hash;
 
 /// Field manager of the writes made through this API (with the caller's
 /// identity), so `managedFields` tell them from kubectl's.
@@ -35,16 +36,19 @@ const PATCH_ATTEMPTS: u32 = 5;
 
 type Shared = State<Arc<Server>>;
 
-fn post_params() -> PostParams {
+/// `dry_run`: the apiserver checks the write (RBAC, admission, the CRD's
+/// rules) and stores nothing (`?dryRun=true`, see [`super::dry_run`]).
+fn post_params(dry_run: bool) -> PostParams {
     PostParams {
-        dry_run: false,
+        dry_run,
         field_manager: Some(FIELD_MANAGER.to_owned()),
     }
 }
 
-fn patch_params() -> PatchParams {
+fn patch_params(dry_run: bool) -> PatchParams {
     PatchParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
+        dry_run,
         ..PatchParams::default()
     }
 }
@@ -96,6 +100,7 @@ impl Target {
         name: &str,
         data: Option<&SecretData>,
         labels: Option<&[Label]>,
+        dry_run: bool,
     ) -> Result<GenericSecret, ApiError> {
         let mut attempt = 1;
         loop {
@@ -103,7 +108,7 @@ impl Target {
             let patch = Patch::Merge(objects::merge_patch(&gs, &spec));
             match self
                 .api
-                .patch(&gs.name_any(), &patch_params(), &patch)
+                .patch(&gs.name_any(), &patch_params(dry_run), &patch)
                 .await
             {
                 Err(kube::Error::Api(s)) if s.code == 409 && attempt < PATCH_ATTEMPTS => {
@@ -117,16 +122,20 @@ impl Target {
     }
 
     /// Replaces the data in `gs`'s data Secret, only while `gs` owns it.
-    async fn rotate(&self, gs: &GenericSecret, data: &Data) -> Result<(), ApiError> {
+    async fn rotate(&self, gs: &GenericSecret, data: &Data, dry_run: bool) -> Result<(), ApiError> {
         let name = data::secret_name(&gs.name_any());
         let patch = Patch::<()>::Json(data::rotation(gs, data)?);
-        match self.secrets.patch(&name, &patch_params(), &patch).await {
+        match self
+            .secrets
+            .patch(&name, &patch_params(dry_run), &patch)
+            .await
+        {
             Ok(_) => Ok(()),
             // Deleted by hand: written anew, owned from the start.
             Err(kube::Error::Api(s)) if s.code == 404 => {
                 let mut secret = data::new_secret(&gs.name_any(), &gs.spec.type_, data.clone());
                 secret.metadata.owner_references = Some(vec![data::owner_reference(gs)?]);
-                self.secrets.create(&post_params(), &secret).await?;
+                self.secrets.create(&post_params(dry_run), &secret).await?;
                 Ok(())
             }
             // The patch's `test` failed: someone else's Secret by that name.
@@ -184,8 +193,9 @@ pub async fn list(
 /// every resource group). The data goes into a Secret owned by the object.
 #[utoipa::path(post, path = "/v2/admin/secrets", tag = TAG,
     operation_id = "kubesubmitV4GenericSecretsCreate",
-    params(Requested), request_body = CreateRequest,
-    responses((status = 200, description = "Created", body = Message,
+    params(Requested, dry_run::Raw), request_body = CreateRequest,
+    responses((status = 200, description = "Created (extension: with dryRun=true nothing is \
+            created and the body is a Preview)", body = Message,
             example = json!({"message": "secret has been created", "name": "my-generic-secret"})),
         (status = 413, description = "Extension: the body is over 1 MiB", body = ErrorBody),
         Refused))]
@@ -193,8 +203,10 @@ pub async fn create(
     State(server): Shared,
     caller: Caller,
     requested: Requested,
+    RawQuery(raw): RawQuery,
     JsonBody(request): JsonBody<CreateRequest>,
 ) -> Result<Response, ApiError> {
+    let dry_run = dry_run::requested(raw.as_deref())?;
     let name = request.name.clone();
     let NewSecret { object, data } = objects::new_generic_secret(requested.scope(), request)?;
     let target = server.target(&caller, &requested).await?;
@@ -222,19 +234,24 @@ pub async fn create(
     };
     // The data first: the controller's first reconcile of the object finds
     // its source, rather than reporting it missing and waiting.
+    let hash = data_hash(&data);
     let secret = data::new_secret(&object.name_any(), &object.spec.type_, data);
     let written = target
         .secrets
-        .create(&post_params(), &secret)
+        .create(&post_params(dry_run), &secret)
         .await
         .map_err(conflict_or)?;
-    let created = match target.api.create(&post_params(), &object).await {
+    let created = match target.api.create(&post_params(dry_run), &object).await {
         Ok(created) => created,
+        Err(e) if dry_run => return Err(conflict_or(e)),
         Err(e) => {
             target.undo(&target.secrets, &written).await;
             return Err(conflict_or(e));
         }
     };
+    if dry_run {
+        return server.preview(&created, Some(hash)).await;
+    }
     // From here the garbage collector deletes the data with the object.
     let owned = match data::owner_reference(&created) {
         Ok(owner) => {
@@ -242,7 +259,7 @@ pub async fn create(
             let patch = Patch::Merge(patch);
             target
                 .secrets
-                .patch(&written.name_any(), &patch_params(), &patch)
+                .patch(&written.name_any(), &patch_params(false), &patch)
                 .await
                 .map_err(ApiError::from)
         }
@@ -293,8 +310,9 @@ pub async fn read(
 /// removed with value "".
 #[utoipa::path(patch, path = "/v2/admin/secrets/{secretName}", tag = TAG,
     operation_id = "kubesubmitV4GenericSecretsUpdate",
-    params(Name, Requested), request_body = PatchRequest,
-    responses((status = 200, description = "Modified", body = Message,
+    params(Name, Requested, dry_run::Raw), request_body = PatchRequest,
+    responses((status = 200, description = "Modified (extension: with dryRun=true nothing is \
+            modified and the body is a Preview)", body = Message,
             example = json!({"message": "The secret has been modified", "name": "my-generic-secret"})),
         (status = 413, description = "Extension: the body is over 1 MiB", body = ErrorBody),
         Refused))]
@@ -303,12 +321,16 @@ pub async fn modify(
     caller: Caller,
     requested: Requested,
     Name(name): Name,
+    RawQuery(raw): RawQuery,
     JsonBody(request): JsonBody<PatchRequest>,
 ) -> Result<Response, ApiError> {
+    let dry_run = dry_run::requested(raw.as_deref())?;
     objects::check_patch(&request)?;
     let PatchRequest { data, labels } = request;
     let target = server.target(&caller, &requested).await?;
     let gs = target.find(&name).await?;
+    // The hash of data rotated in the data Secret (inline data is in the spec).
+    let mut rotated = None;
     let inline = match (data.as_ref(), data::source(&gs)) {
         (None, _) => None,
         (Some(data), Source::Inline) => Some(data),
@@ -316,7 +338,8 @@ pub async fn modify(
             // The whole request is checked first: a refused PATCH writes nothing.
             let decoded = objects::checked_data(data, &gs.spec.type_)?;
             objects::patched_spec(&gs.spec, None, labels.as_deref())?;
-            target.rotate(&gs, &decoded).await?;
+            target.rotate(&gs, &decoded, dry_run).await?;
+            rotated = Some(data_hash(&decoded));
             None
         }
         (Some(_), Source::Foreign(source)) => {
@@ -328,8 +351,15 @@ pub async fn modify(
     };
     let gs = match (inline, labels.as_deref()) {
         (None, None) => gs,
+        (inline, labels) if dry_run => {
+            target
+                .patch_object(gs, &name, inline, labels, dry_run)
+                .await?
+        }
         (inline, labels) => {
-            let gs = target.patch_object(gs, &name, inline, labels).await?;
+            let gs = target
+                .patch_object(gs, &name, inline, labels, dry_run)
+                .await?;
             if let Some(rv) = gs.resource_version() {
                 server
                     .written(&target, &gs.name_any(), Written::Version(rv))
@@ -338,6 +368,9 @@ pub async fn modify(
             gs
         }
     };
+    if dry_run {
+        return server.preview(&gs, rotated).await;
+    }
     Ok(json(StatusCode::OK, &Message::modified(gs.ai_core_name())))
 }
 

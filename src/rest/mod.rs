@@ -13,6 +13,7 @@
 //!   caller's access reviews that guard those reads; [`reads`]: both.
 //! - [`model`], [`query`]: request and response JSON, the list query.
 //! - [`objects`]: requests to objects and back; [`data`]: the data Secret.
+//! - [`dry_run`]: `?dryRun=true`, the preview of a create or update.
 //! - [`handlers`]: the calls; [`layers`]: request id, log line, 429.
 //! - [`tls`]: the listeners; [`error`]: the JSON error shape.
 //! - [`openapi`]: `GET /v2/admin/openapi.json`, from the handlers' attributes.
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod cache;
 pub mod clients;
 pub mod data;
+pub mod dry_run;
 pub mod error;
 pub mod groups;
 mod handlers;
@@ -98,6 +100,11 @@ struct Server {
     rules: Rules,
     /// Held from the quota check to the create of a tenant-wide secret.
     tenant_wide: Mutex<()>,
+    /// The operator's own client: the reads of a dry run's preview, made
+    /// after the caller's own dry-run request was allowed.
+    client: Client,
+    /// The planner flags, for the preview.
+    settings: crate::preview::cluster::Settings,
 }
 
 impl Server {
@@ -141,10 +148,16 @@ pub async fn serve(
     let server = Server {
         clients: clients::Clients::new(base),
         groups: groups::Cache::spawn(client.clone(), config.namespace_selector.clone()),
-        objects: cache::Cache::spawn(client),
+        objects: cache::Cache::spawn(client.clone()),
         reviews: access::Reviews::default(),
         rules: config.rules(),
         tenant_wide: Mutex::new(()),
+        client,
+        settings: crate::preview::cluster::Settings {
+            rules: config.rules(),
+            adopt_existing: config.adopt_existing,
+            namespace_selector: config.namespace_selector.clone(),
+        },
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await

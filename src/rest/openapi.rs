@@ -5,7 +5,8 @@
 //! is served. Names follow SAP's AI Core spec, which the SDKs are generated
 //! from: the operationIds are the JS SDK's `SecretApi` functions (the spec
 //! spells them `kubesubmit.v4.generic_secrets.*`), the schemas its
-//! `Bcknd*` types. What differs from AI Core says so ("Extension").
+//! `Bcknd*` types. What differs from AI Core says so ("Extension"), such
+//! as `?dryRun=true` and its `Preview`.
 
 use std::collections::BTreeMap;
 
@@ -38,7 +39,7 @@ pub const TAG: &str = "Secret";
     ),
     tags((name = "Secret", description = "Generic secrets: metadata out, data never")),
     security(("bearer" = [])),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody, crate::preview::Preview))
 )]
 pub struct Doc;
 

@@ -71,7 +71,7 @@ fn test_router() -> axum::Router {
     let client = kube::Client::try_from(base.clone()).expect("client");
     let server = Server {
         clients: clients::Clients::new(base),
-        groups: groups::Cache::unwatched(client, None),
+        groups: groups::Cache::unwatched(client.clone(), None),
         objects: cache::Cache::unwatched(),
         reviews: access::Reviews::default(),
         rules: Rules {
@@ -80,6 +80,16 @@ fn test_router() -> axum::Router {
             max_tenant_wide: 1,
         },
         tenant_wide: Mutex::new(()),
+        client,
+        settings: crate::preview::cluster::Settings {
+            rules: Rules {
+                tenant_namespace: "tenant".into(),
+                override_interval: jiff::SignedDuration::from_secs(0),
+                max_tenant_wide: 1,
+            },
+            adopt_existing: false,
+            namespace_selector: None,
+        },
     };
     router(Arc::new(server), 8)
 }
@@ -333,5 +343,22 @@ fn leaves<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
         Value::Object(map) => map.values().for_each(|c| leaves(c, out)),
         Value::Array(items) => items.iter().for_each(|c| leaves(c, out)),
         _ => {}
+    }
+}
+
+/// Extension: `?dryRun=true` on POST and PATCH, answered by a `Preview`.
+#[test]
+fn dry_run_is_documented_with_its_preview() {
+    let doc = doc();
+    for (path, method) in [
+        ("/v2/admin/secrets", "post"),
+        ("/v2/admin/secrets/{secretName}", "patch"),
+    ] {
+        let params = doc["paths"][path][method]["parameters"].to_string();
+        assert!(params.contains("\"dryRun\""), "{method} {path}: {params}");
+    }
+    let preview = properties(&doc, "Preview");
+    for key in ["object", "verdict", "ready", "secrets"] {
+        assert!(preview.contains(key), "{key} in {preview:?}");
     }
 }
