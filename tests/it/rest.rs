@@ -5,6 +5,7 @@
 //!
 //! - `cached`: reads from the operator's cache keep RBAC, read-your-writes;
 //! - `documents`: the documents' calls, refusals, the quota;
+//! - `dry_run`: `?dryRun=true` (extension), the preview, nothing written;
 //! - `headers`: the SDKs' default headers in every scope, paging;
 //! - `data`: values in Secrets, RBAC, rotation, refused calls change nothing;
 //! - `tls`: the TLS listener, its reload, the plain-HTTP rule;
@@ -15,6 +16,7 @@
 mod cached;
 mod data;
 mod documents;
+mod dry_run;
 mod headers;
 mod limits;
 mod openapi;
