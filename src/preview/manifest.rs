@@ -128,6 +128,7 @@ fn lenient(manifest: &Value) -> GenericSecret {
         data: None,
         data_from: None,
         labels: Default::default(),
+        rollout: None,
     });
     let mut gs = GenericSecret::new(
         manifest["metadata"]["name"].as_str().unwrap_or_default(),

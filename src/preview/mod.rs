@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::GenericSecret;
+use crate::controller::rotations::Version;
 use crate::controller::status::{self, Outcome};
 use crate::index::Facts;
 use crate::index::replicas::Replica;
@@ -208,7 +209,15 @@ fn replicated(
     hash: &str,
     now: Timestamp,
 ) -> crate::api::GenericSecretStatus {
-    status::replicated_status(gs, plan, outcomes, hash, now)
+    // The preview reports Ready, not the rotation history: one version
+    // kept, no workload restarts, whatever `run`'s flags say.
+    let version = Version {
+        hash,
+        seen: now,
+        keep: 1,
+        restarts: false,
+    };
+    status::replicated_status(gs, plan, outcomes, &version, now)
 }
 
 fn verdict(blocked: bool, ready: &Readiness) -> Verdict {
