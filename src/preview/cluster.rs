@@ -181,10 +181,12 @@ pub async fn preview_in(
         (false, Ok(Source::Secret(_))) if known.data_hash.is_some() => {}
         (false, Ok(Source::Secret(name))) => {
             source_missing = source_problem(client, gs, &name).await?;
-            known.notes.push(format!(
-                "the data of Secret {name} (dataFrom) is not read: replicas are compared \
-                 with the data last replicated"
-            ));
+            if source_missing.is_none() {
+                known.notes.push(format!(
+                    "the data of Secret {name} (dataFrom) is not read: replicas are compared \
+                     with the data last replicated"
+                ));
+            }
         }
     }
     Ok(from_snapshot(settings, gs, snapshot, known, source_missing))

@@ -86,10 +86,10 @@ pub async fn preview(
     let named = local.clone().unwrap_or_else(|_| lenient(manifest));
     let snapshot = cluster::snapshot(client, settings, &named)
         .await
-        .map_err(|e| format!("reading the cluster: {e}"))?;
+        .map_err(|e| format!("reading the cluster: {}", describe(&e)))?;
     let dry = dry_run(client, manifest)
         .await
-        .map_err(|e| format!("dry-run apply: {e}"))?;
+        .map_err(|e| format!("dry-run apply: {}", describe(&e)))?;
     let mut known = Known::default();
     let gs = match dry {
         DryRun::Stored(gs) => *gs,
@@ -107,7 +107,15 @@ pub async fn preview(
     };
     cluster::preview_in(client, settings, &gs, &snapshot, known)
         .await
-        .map_err(|e| format!("reading the cluster: {e}"))
+        .map_err(|e| format!("reading the cluster: {}", describe(&e)))
+}
+
+/// The apiserver's own message when it answered, else the client's error.
+fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
+        e => e.to_string(),
+    }
 }
 
 fn local_object(manifest: &Value) -> Result<GenericSecret, String> {
