@@ -4,8 +4,10 @@
 //! the CRD's rules answer as for the real request, and its refusals are the
 //! same), and the answer is the [`Preview`] of the object it would store.
 //! The preview's reads use the operator's client: they show what the
-//! operator would write and report in status, nothing more.
+//! operator would write and report in status, nothing more. The API's
+//! write parameters, dry or not, are here too.
 
+use kube::api::{PatchParams, PostParams};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -14,6 +16,27 @@ use super::error::{ApiError, json};
 use crate::api::GenericSecret;
 use crate::preview::Preview;
 use crate::preview::cluster::{self, Known};
+
+/// Field manager of the writes made through this API (with the caller's
+/// identity), so `managedFields` tell them from kubectl's.
+const FIELD_MANAGER: &str = "aicore-rest-api";
+
+/// Every write of the API; `dry_run`: the apiserver checks it (RBAC,
+/// admission, the CRD's rules) and stores nothing.
+pub fn post_params(dry_run: bool) -> PostParams {
+    PostParams {
+        dry_run,
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+    }
+}
+
+pub fn patch_params(dry_run: bool) -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        dry_run,
+        ..PatchParams::default()
+    }
+}
 
 /// The query of `POST` and `PATCH`; other parameters are ignored.
 #[derive(Deserialize, IntoParams)]

@@ -12,46 +12,27 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, ListParams, Patch, Preconditions};
 use kube::{Api, Client, ResourceExt};
 
 use super::auth::Caller;
 use super::cache::Written;
 use super::data::{self, Source};
+use super::dry_run::{self, patch_params, post_params};
 use super::error::{ApiError, ErrorBody, json};
 use super::model::{CreateRequest, Detail, JsonBody, Label, List, Message, Name, PatchRequest};
 use super::objects::{self, NewSecret};
 use super::openapi::{Refused, TAG};
 use super::scope::Requested;
-use super::{Server, dry_run, query};
+use super::{Server, query};
 use crate::api::validation::kubernetes_name;
 use crate::api::{Data, GenericSecret, Scope, SecretData};
 use crate::replicas::data_hash;
 
-/// Field manager of the writes made through this API (with the caller's
-/// identity), so `managedFields` tell them from kubectl's.
-const FIELD_MANAGER: &str = "aicore-rest-api";
 /// Tries of a `PATCH` whose object changed between read and write.
 const PATCH_ATTEMPTS: u32 = 5;
 
 type Shared = State<Arc<Server>>;
-
-/// `dry_run`: the apiserver checks the write (RBAC, admission, the CRD's
-/// rules) and stores nothing (`?dryRun=true`, see [`super::dry_run`]).
-fn post_params(dry_run: bool) -> PostParams {
-    PostParams {
-        dry_run,
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-    }
-}
-
-fn patch_params(dry_run: bool) -> PatchParams {
-    PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-        dry_run,
-        ..PatchParams::default()
-    }
-}
 
 /// Exactly the object read: never another that took its name since.
 fn exactly(uid: Option<String>) -> DeleteParams {
