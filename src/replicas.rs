@@ -64,6 +64,20 @@ pub fn owner_label_value(namespace: &str, name: &str) -> String {
     at_most_63(&format!("{namespace}.{name}"))
 }
 
+/// Why a Secret of a replica's name is left alone, and what its owner can do.
+pub fn conflict_message(live: &Replica, tenant: &str, adopt_existing: bool) -> String {
+    let how = if adopt_existing {
+        format!("or annotate it {ADOPT_ANNOTATION}=true to let the operator take it over")
+    } else {
+        "or run the operator with --adopt-existing and annotate it".to_owned()
+    };
+    format!(
+        "Secret {}/{} exists and was not created by this {MANAGER} installation \
+         (tenant {tenant}); delete or rename it, {how}",
+        live.namespace, live.name
+    )
+}
+
 /// `full` if it has at most 63 characters (a label value, an annotation
 /// name), otherwise a prefix plus a hash of it that stays unique.
 pub fn at_most_63(full: &str) -> String {

@@ -24,7 +24,7 @@ use crate::api::GenericSecret;
 use crate::index::replicas::Replica;
 use crate::metrics::WriteKind;
 use crate::plan::{Plan, Target};
-use crate::replicas::{self, ADOPT_ANNOTATION, MANAGER, Payload, object_key};
+use crate::replicas::{self, MANAGER, Payload, object_key};
 
 /// How often a long fan-out reports its progress in status, all objects
 /// together: a big tenant-wide status costs the apiserver ~0.15 s of CPU
@@ -229,16 +229,10 @@ fn foreign(live: &Replica, ctx: &Context) -> Option<Outcome> {
     if live.managed || adoptable {
         return None;
     }
-    let tenant = &ctx.config.tenant_namespace;
-    let how = if ctx.config.adopt_existing {
-        format!("or annotate it {ADOPT_ANNOTATION}=true to let the operator take it over")
-    } else {
-        "or run the operator with --adopt-existing and annotate it".to_owned()
-    };
-    Some(Outcome::Conflict(format!(
-        "Secret {}/{} exists and was not created by this {MANAGER} installation \
-         (tenant {tenant}); delete or rename it, {how}",
-        live.namespace, live.name
+    Some(Outcome::Conflict(replicas::conflict_message(
+        live,
+        &ctx.config.tenant_namespace,
+        ctx.config.adopt_existing,
     )))
 }
 

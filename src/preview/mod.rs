@@ -26,7 +26,7 @@ use crate::controller::status::{self, Outcome};
 use crate::index::Facts;
 use crate::index::replicas::Replica;
 use crate::plan::{self, Blocked, Mode, Plan, Target, World};
-use crate::replicas::{self, ADOPT_ANNOTATION, Payload, object_key};
+use crate::replicas::{self, Payload, object_key};
 
 /// What would happen, as a whole: the exit code of `preview`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -311,7 +311,7 @@ fn target_action(
             Outcome::Written
         }
         Some(r) => {
-            let msg = conflict_message(r, tenant, input.adopt_existing);
+            let msg = replicas::conflict_message(r, tenant, input.adopt_existing);
             entry.action = Action::Conflict;
             entry.message = Some(msg.clone());
             Outcome::Conflict(msg)
@@ -326,22 +326,6 @@ fn yield_message(to: &str, until: Option<Timestamp>, overridden: bool) -> String
         (false, Some(t)) => format!("resource-group secret {to} shadows this one until {t}"),
         (false, None) => format!("resource-group secret {to} shadows this one"),
     }
-}
-
-/// The controller's words for a Secret it may not write (`write::foreign`).
-fn conflict_message(r: &Replica, tenant: &str, adopt_existing: bool) -> String {
-    let how = if adopt_existing {
-        format!("or annotate it {ADOPT_ANNOTATION}=true to let the operator take it over")
-    } else {
-        "or run the operator with --adopt-existing and annotate it".to_owned()
-    };
-    format!(
-        "Secret {}/{} exists and was not created by this {} installation (tenant {tenant}); \
-         delete or rename it, {how}",
-        r.namespace,
-        r.name,
-        replicas::MANAGER
-    )
 }
 
 /// This object's replicas that `plan` no longer targets (the controller's
