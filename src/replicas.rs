@@ -189,18 +189,18 @@ pub fn drift(live: &Replica, desired: &Secret, hash: &str) -> Drift {
     let empty = BTreeMap::new();
     let want_data = desired.data.as_ref().unwrap_or(&empty);
     let subset = |want: &BTreeMap<String, String>, have: &Pairs| {
-        want.iter().all(|(k, v)| have.get(k) == Some(v))
+        want.iter().all(|(k, v)| have.get(k) == Some(v.as_str()))
     };
     let extra_data_keys: Vec<String> = live
         .data_keys
         .iter()
-        .filter(|k| !want_data.contains_key(*k))
-        .cloned()
+        .filter(|k| !want_data.contains_key(&***k))
+        .map(|k| k.to_string())
         .collect();
     // Extra keys alone change the hash; the values of ours may still match,
     // but only a write can tell, and it is a no-op if they do.
-    let needs_apply = live.data_hash != hash
-        || live.type_ != desired.type_
+    let needs_apply = *live.data_hash != *hash
+        || live.type_.as_deref() != desired.type_.as_deref()
         || !subset(desired.labels(), &live.labels)
         || !subset(desired.annotations(), &live.annotations)
         || live.owner_references != desired.metadata.owner_references
@@ -209,7 +209,7 @@ pub fn drift(live: &Replica, desired: &Secret, hash: &str) -> Drift {
         .labels
         .keys()
         .filter(|k| k.starts_with(LABEL_PREFIX) && !desired.labels().contains_key(*k))
-        .cloned()
+        .map(str::to_owned)
         .collect();
     Drift {
         needs_apply,

@@ -336,7 +336,7 @@ pub fn spawn_replicas(
                 }
                 Ok(Event::Delete(s)) => {
                     let key = (s.namespace().unwrap_or_default(), s.name_any());
-                    let old = write(&replicas).observe_delete(&key);
+                    let old = write(&replicas).observe_delete(&(key.0.into(), key.1.into()));
                     deps::after_replica_change(old.as_ref(), None)
                 }
                 Err(e) => {

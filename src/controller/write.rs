@@ -198,7 +198,7 @@ async fn write_over(
     }
     // A Secret's type cannot change: replace one of ours of another type
     // (a shadowing object may use a different type than the tenant-wide one).
-    if live.type_ != desired.type_ && live.managed {
+    if live.type_.as_deref() != desired.type_.as_deref() && live.managed {
         delete_replica(ctx, live).await?;
         create(api, desired, ctx).await?;
         return Ok(Outcome::Written);
@@ -297,7 +297,7 @@ pub async fn delete_unplanned(
     ctx: &Context,
 ) -> Result<bool, Error> {
     let planned = |r: &Replica| {
-        r.name == plan.secret_name && plan.targets.iter().any(|t| t.namespace == r.namespace)
+        *r.name == *plan.secret_name && plan.targets.iter().any(|t| *t.namespace == *r.namespace)
     };
     let stale: Vec<Replica> = ctx
         .replicas()

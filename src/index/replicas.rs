@@ -1,10 +1,13 @@
 //! A compact cache of the Secrets this installation wrote: per replica only
 //! what the write decisions need (identity, version, writer, type, our labels
 //! and annotations, the data's keys and hash), never the data itself nor
-//! `managedFields`. Indexed by namespace/name and by the writing object.
-//! No I/O.
+//! `managedFields`. Indexed by name/namespace and by the writing object.
+//! Strings that replicas share (namespaces, names, label keys and values,
+//! writers, data hashes: a tenant-wide object's thousand replicas differ
+//! only in their namespace) are held once. No I/O.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
@@ -16,27 +19,70 @@ use crate::api::LABEL_PREFIX;
 use crate::replicas::{self, ADOPT_ANNOTATION, HASH_ANNOTATION, OWNER_ANNOTATION, data_hash};
 
 /// (namespace, name) of a Secret.
-pub type SecretKey = (String, String);
+pub type SecretKey = (Arc<str>, Arc<str>);
+
+/// One copy of each string the cached replicas share.
+#[derive(Debug, Default)]
+struct Strings {
+    set: HashSet<Arc<str>>,
+    /// Insertions since strings no replica holds were dropped.
+    since_sweep: usize,
+}
+
+/// How many replicas are cached between two sweeps of unused strings.
+const SWEEP_EVERY: usize = 4096;
+
+impl Strings {
+    fn share(&mut self, s: &mut Arc<str>) {
+        match self.set.get(&**s) {
+            Some(shared) => *s = shared.clone(),
+            None => {
+                self.set.insert(s.clone());
+            }
+        }
+    }
+
+    fn share_replica(&mut self, r: &mut Replica) {
+        self.share(&mut r.namespace);
+        self.share(&mut r.name);
+        self.share(&mut r.data_hash);
+        for s in r.writer.iter_mut().chain(r.type_.iter_mut()) {
+            self.share(s);
+        }
+        for s in r.data_keys.iter_mut() {
+            self.share(s);
+        }
+        for (k, v) in r.labels.0.iter_mut().chain(r.annotations.0.iter_mut()) {
+            self.share(k);
+            self.share(v);
+        }
+        self.since_sweep += 1;
+        if self.since_sweep >= SWEEP_EVERY {
+            self.since_sweep = 0;
+            self.set.retain(|s| Arc::strong_count(s) > 1);
+        }
+    }
+}
 
 /// A few string pairs sorted by key. A `BTreeMap` allocates a node for
 /// eleven (~550 bytes) even for the five a replica carries, and the cache
 /// holds one per replica: thousands.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Pairs(Box<[(String, String)]>);
+pub struct Pairs(Box<[(Arc<str>, Arc<str>)]>);
 
 impl Pairs {
-    pub fn get(&self, key: &str) -> Option<&String> {
-        let i = self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok()?;
+    pub fn get(&self, key: &str) -> Option<&str> {
+        let i = self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok()?;
         Some(&self.0[i].1)
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.0.iter().map(|(k, _)| k)
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| &**k)
     }
 }
 
-impl FromIterator<(String, String)> for Pairs {
-    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
+impl FromIterator<(Arc<str>, Arc<str>)> for Pairs {
+    fn from_iter<I: IntoIterator<Item = (Arc<str>, Arc<str>)>>(pairs: I) -> Self {
         let mut pairs: Vec<_> = pairs.into_iter().collect();
         pairs.sort_unstable();
         pairs.dedup_by(|a, b| a.0 == b.0);
@@ -47,19 +93,19 @@ impl FromIterator<(String, String)> for Pairs {
 /// What the operator keeps of one replica.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Replica {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
     pub uid: Option<String>,
     pub resource_version: Option<String>,
     /// `<namespace>/<name>` of the GenericSecret that wrote it.
-    pub writer: Option<String>,
+    pub writer: Option<Arc<str>>,
     pub managed: bool,
     /// Its owner consents to a takeover (`--adopt-existing`).
     pub adoptable: bool,
-    pub type_: Option<String>,
+    pub type_: Option<Arc<str>>,
     /// Hash of the live data (the same hash as `status.dataHash`).
-    pub data_hash: String,
-    pub data_keys: Box<[String]>,
+    pub data_hash: Arc<str>,
+    pub data_keys: Box<[Arc<str>]>,
     /// Our labels and the `ext.ai.sap.com/` ones: what a replica carries.
     pub labels: Pairs,
     /// Our annotations (writer, data hash).
@@ -77,29 +123,32 @@ impl Replica {
             .labels()
             .iter()
             .filter(|(k, _)| ours(k) || *k == replicas::MANAGED_BY_LABEL)
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
             .collect();
         let annotations = secret
             .annotations()
             .iter()
             .filter(|(k, _)| [OWNER_ANNOTATION, HASH_ANNOTATION].contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
             .collect();
         Replica {
-            namespace: secret.namespace().unwrap_or_default(),
-            name: secret.name_any(),
+            namespace: secret.namespace().unwrap_or_default().into(),
+            name: secret.name_any().into(),
             uid: secret.uid(),
             resource_version: secret.resource_version(),
-            writer: secret.annotations().get(OWNER_ANNOTATION).cloned(),
+            writer: secret
+                .annotations()
+                .get(OWNER_ANNOTATION)
+                .map(|w| w.as_str().into()),
             managed: replicas::is_managed(secret, tenant),
             adoptable: secret
                 .annotations()
                 .get(ADOPT_ANNOTATION)
                 .map(String::as_str)
                 == Some("true"),
-            type_: secret.type_.clone(),
-            data_hash: data_hash(data),
-            data_keys: data.keys().cloned().collect(),
+            type_: secret.type_.as_deref().map(Arc::from),
+            data_hash: data_hash(data).into(),
+            data_keys: data.keys().map(|k| k.as_str().into()).collect(),
             labels,
             annotations,
             owner_references: secret.metadata.owner_references.clone(),
@@ -131,8 +180,9 @@ impl Replica {
 /// The replicas, by Secret and by writer.
 #[derive(Debug, Default)]
 pub struct Replicas {
-    by_key: HashMap<SecretKey, Replica>,
-    by_writer: HashMap<String, HashSet<SecretKey>>,
+    /// Name → namespace → replica: looked up by `&str`, without building a key.
+    by_name: HashMap<Arc<str>, HashMap<Arc<str>, Replica>>,
+    by_writer: HashMap<Arc<str>, HashSet<SecretKey>>,
     /// The version each replica had when the watch saw it deleted, so that
     /// a late write-through of that very version cannot bring it back.
     deleted: HashMap<SecretKey, (Option<String>, Instant)>,
@@ -140,13 +190,23 @@ pub struct Replicas {
     /// within moments of its write, so tombstones go after
     /// [`TOMBSTONE_TTL`] rather than piling up with every deletion.
     laid: VecDeque<(Instant, SecretKey)>,
+    strings: Strings,
+    len: usize,
 }
 
 pub const TOMBSTONE_TTL: Duration = Duration::from_secs(120);
 
 impl Replicas {
     pub fn get(&self, namespace: &str, name: &str) -> Option<&Replica> {
-        self.by_key.get(&(namespace.to_owned(), name.to_owned()))
+        self.by_name.get(name)?.get(namespace)
+    }
+
+    fn get_key(&self, (namespace, name): &SecretKey) -> Option<&Replica> {
+        self.get(namespace, name)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Replica> {
+        self.by_name.values().flat_map(HashMap::values)
     }
 
     /// Replicas written by the object `<namespace>/<name>`.
@@ -155,20 +215,21 @@ impl Replicas {
             .get(object_key)
             .into_iter()
             .flatten()
-            .filter_map(|k| self.by_key.get(k))
+            .filter_map(|k| self.get_key(k))
             .collect()
     }
 
     pub fn len(&self) -> usize {
-        self.by_key.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
+        self.len == 0
     }
 
     /// Insert or replace; returns the replica replaced.
-    pub fn upsert(&mut self, replica: Replica) -> Option<Replica> {
+    pub fn upsert(&mut self, mut replica: Replica) -> Option<Replica> {
+        self.strings.share_replica(&mut replica);
         let key = replica.key();
         self.deleted.remove(&key);
         let old = self.remove(&key);
@@ -178,12 +239,22 @@ impl Replicas {
                 .or_default()
                 .insert(key.clone());
         }
-        self.by_key.insert(key, replica);
+        let (namespace, name) = key;
+        let by_namespace = self.by_name.entry(name).or_default();
+        by_namespace.insert(namespace, replica);
+        self.len += 1;
         old
     }
 
-    pub fn remove(&mut self, key: &SecretKey) -> Option<Replica> {
-        let old = self.by_key.remove(key)?;
+    pub fn remove(&mut self, (namespace, name): &SecretKey) -> Option<Replica> {
+        let by_namespace = self.by_name.get_mut(name)?;
+        let old = by_namespace.remove(namespace)?;
+        if by_namespace.is_empty() {
+            self.by_name.remove(name);
+        }
+        self.len -= 1;
+        let key = (namespace.clone(), name.clone());
+        let key = &key;
         if let Some(writer) = &old.writer
             && let Some(set) = self.by_writer.get_mut(writer)
         {
@@ -203,7 +274,7 @@ impl Replicas {
         if self.deleted.get(&key).map(|(version, _)| version) == Some(&written.resource_version) {
             return;
         }
-        let cached = self.by_key.get(&key);
+        let cached = self.get_key(&key);
         if cached.and_then(|c| c.resource_version.as_deref()) == based_on {
             self.upsert(written);
         }
@@ -242,7 +313,7 @@ impl Replicas {
 
     /// Forget a replica we deleted, unless the cache holds a newer version.
     pub fn record_delete(&mut self, key: &SecretKey, version: Option<&str>) {
-        let cached = self.by_key.get(key);
+        let cached = self.get_key(key);
         if cached.is_some_and(|c| c.resource_version.as_deref() == version) {
             self.remove(key);
         }
@@ -253,14 +324,15 @@ impl Replicas {
     pub fn writers_changed_since(&self, old: &Replicas) -> HashSet<Key> {
         let mut writers = HashSet::new();
         let differs = |a: &Replica, b: Option<&Replica>| b.is_none_or(|b| !a.same_content(b));
-        for (key, replica) in &self.by_key {
-            if differs(replica, old.by_key.get(key)) {
+        for replica in self.iter() {
+            let before = old.get(&replica.namespace, &replica.name);
+            if differs(replica, before) {
                 writers.extend(replica.writer_key());
-                writers.extend(old.by_key.get(key).and_then(Replica::writer_key));
+                writers.extend(before.and_then(Replica::writer_key));
             }
         }
-        for (key, replica) in &old.by_key {
-            if !self.by_key.contains_key(key) {
+        for replica in old.iter() {
+            if self.get(&replica.namespace, &replica.name).is_none() {
                 writers.extend(replica.writer_key());
             }
         }

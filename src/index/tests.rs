@@ -325,3 +325,27 @@ fn tombstones_stop_a_late_write_through_and_then_go() {
     cache.forget_tombstones(later);
     assert_eq!(cache.tombstones(), 0);
 }
+
+#[test]
+fn replicas_of_one_object_share_their_strings_and_keep_their_own() {
+    let mut cache = Replicas::default();
+    for ns in ["team-0", "team-1"] {
+        cache.upsert(Replica::of(
+            &replica_secret(ns, "tenant/creds", b"s"),
+            TENANT,
+        ));
+    }
+    let (a, b) = (cache.get("team-0", "creds"), cache.get("team-1", "creds"));
+    let (a, b) = (a.expect("team-0"), b.expect("team-1"));
+    assert!(std::sync::Arc::ptr_eq(&a.name, &b.name));
+    assert!(std::sync::Arc::ptr_eq(&a.data_hash, &b.data_hash));
+    let writer = |r: &Replica| r.writer.clone().expect("a writer");
+    assert!(std::sync::Arc::ptr_eq(&writer(a), &writer(b)));
+    assert_ne!(a.namespace, b.namespace);
+    assert_eq!(a.labels.get(TENANT_LABEL), Some(TENANT));
+    // Removed, it is gone under either key form; the other stays.
+    cache.observe_delete(&a.key());
+    assert!(cache.get("team-0", "creds").is_none());
+    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.written_by("tenant/creds").len(), 1);
+}

@@ -109,7 +109,7 @@ pub fn replica_of_meta(metadata: ObjectMeta, tenant: &str) -> Replica {
     };
     let hash = secret.annotations().get(HASH_ANNOTATION).cloned();
     Replica {
-        data_hash: hash.unwrap_or_default(),
+        data_hash: hash.unwrap_or_default().into(),
         ..Replica::of(&secret, tenant)
     }
 }

@@ -257,7 +257,7 @@ fn target_action(
     let existing = input
         .secrets
         .iter()
-        .find(|r| r.namespace == target.namespace && r.name == plan.secret_name);
+        .find(|r| *r.namespace == *target.namespace && *r.name == *plan.secret_name);
     let mut entry = SecretAction {
         namespace: target.namespace.clone(),
         resource_group: target.resource_group.clone(),
@@ -293,7 +293,7 @@ fn target_action(
     // Metadata shows no type: compare as if it held the desired one (the
     // controller replaces one of another type).
     let existing = existing.map(|r| Replica {
-        type_: desired.type_.clone(),
+        type_: desired.type_.as_deref().map(Into::into),
         ..r.clone()
     });
     let outcome = match &existing {
@@ -333,16 +333,16 @@ fn yield_message(to: &str, until: Option<Timestamp>, overridden: bool) -> String
 fn deletions(input: &Input<'_>, plan: &Plan) -> Vec<SecretAction> {
     let writer = object_key(input.object);
     let planned = |r: &Replica| {
-        r.name == plan.secret_name && plan.targets.iter().any(|t| t.namespace == r.namespace)
+        *r.name == *plan.secret_name && plan.targets.iter().any(|t| *t.namespace == *r.namespace)
     };
     let mut deletes: Vec<SecretAction> = input
         .secrets
         .iter()
         .filter(|r| r.managed && r.writer.as_deref() == Some(writer.as_str()) && !planned(r))
         .map(|r| SecretAction {
-            namespace: r.namespace.clone(),
+            namespace: r.namespace.to_string(),
             resource_group: input.world.groups.group_of(&r.namespace).map(str::to_owned),
-            name: r.name.clone(),
+            name: r.name.to_string(),
             action: Action::Delete,
             message: Some(deletion_reason(input, plan)),
             until: None,
