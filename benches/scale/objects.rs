@@ -93,16 +93,18 @@ pub async fn wait_set(
         gs.labels().get(SET_LABEL).map(String::as_str) == Some(set)
             && ns.is_none_or(|ns| gs.namespace().as_deref() == Some(ns))
     };
+    // Clones only the answer: a deep copy of 2000 objects every 100 ms
+    // cost the bench ~10 CPU seconds per run, on the cores it measures.
     poll_until(&what, deadline(n), POLL, || async {
-        let items: Vec<DynamicObject> = watches
-            .objects()
+        let objects = watches.objects();
+        let items: Vec<&DynamicObject> = objects
             .iter()
+            .map(AsRef::as_ref)
             .filter(|gs| in_set(gs))
-            .map(|gs| gs.as_ref().clone())
             .collect();
         let finished = items.iter().filter(|gs| done(gs)).count();
         Ok(if items.len() == count && finished == count {
-            Poll::Done(items)
+            Poll::Done(items.into_iter().cloned().collect())
         } else {
             Poll::Pending(format!("{finished}/{} done", items.len()))
         })

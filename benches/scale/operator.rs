@@ -86,6 +86,9 @@ impl Operator {
             .args(&self.args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
+            // As the image runs it (Dockerfile).
+            .env("MALLOC_ARENA_MAX", "2")
+            .env("MALLOC_MMAP_THRESHOLD_", "131072")
             .stdout(log.try_clone()?)
             .stderr(log)
             .stdin(Stdio::null())

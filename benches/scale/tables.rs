@@ -271,7 +271,9 @@ fn window_rows(prefix: &str) -> Vec<Row> {
 fn memory(config: &Config, results: &Results) -> String {
     let mut out = format!(
         "\n## 6. Memory\n\nSettled VmRSS of the operator with scenario 4's objects in place \
-         and {} unrelated 1 KiB Secrets in a namespace it does not select.\n\n",
+         and {} unrelated 1 KiB Secrets in a namespace it does not select. The operator \
+         runs with `MALLOC_ARENA_MAX=2` and `MALLOC_MMAP_THRESHOLD_=131072`, as its image sets \
+         them (see the Dockerfile).\n\n",
         config.unrelated
     );
     out += &measurements(results, &[row("rss.mib", "operator RSS", Unit::Mib)]);
