@@ -56,7 +56,10 @@ async fn standby_of(op: &Operator) -> Replica {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_standby_finishes_the_rotation_a_killed_leader_began() {
-    let mut op = Operator::start(&["--leader-election"]).await;
+    // One write at a time, so that the kill lands mid-rotation: at the
+    // default concurrency the leader can finish 50 replicas before the
+    // test has seen the first.
+    let mut op = Operator::start(&["--leader-election", "--write-concurrency", "1"]).await;
     let groups = op.resource_groups(GROUPS).await;
     let gs = generic_secret("fanout", Scope::TenantWide, &[("token", "v1")]);
     op.create(&op.tenant, &gs).await;
@@ -86,6 +89,10 @@ async fn a_standby_finishes_the_rotation_a_killed_leader_began() {
     op.stop();
     let killed = Instant::now();
     let at_kill = holding(&op, "fanout", "v2").await;
+    assert!(
+        at_kill < GROUPS,
+        "killed after the rotation: {at_kill}/{GROUPS}"
+    );
 
     wait_for("every replica to hold v2", REACT, || async {
         let n = holding(&op, "fanout", "v2").await;

@@ -64,7 +64,7 @@ fn manifest(name: &str, ns: &str, scope: &str, value: &str) -> Value {
 }
 
 /// (namespace, action) of every Secret in a JSON preview.
-fn actions(preview: &Value) -> Vec<(String, String)> {
+pub fn actions(preview: &Value) -> Vec<(String, String)> {
     let mut actions: Vec<(String, String)> = preview["secrets"]
         .as_array()
         .expect("secrets")

@@ -9,7 +9,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::generic_secrets::events_about;
-use crate::harness::wait_for;
+use crate::harness::{TestNamespace, wait_for};
 use crate::operator::{Operator, REACT, generic_secret};
 
 const ANNOTATION: &str = "rollout.aicore.dev/creds";
@@ -84,16 +84,23 @@ async fn rotate(op: &Operator, ns: &str, value: &str) -> String {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_rotation_restarts_once_the_workloads_that_read_the_replica_at_start() {
-    let mut op = Operator::start(&["--workload-restarts"]).await;
+/// A resource group holding `creds` (data v1, `spec.rollout: {}`),
+/// replicated; its namespace's name and Deployments.
+async fn replicated_with_rollout(op: &Operator) -> (TestNamespace, String, Api<Deployment>) {
     let rg = op.resource_group("rg-a").await;
     let ns = rg.name().to_owned();
     let mut gs = generic_secret("creds", Scope::ResourceGroup, &[("k", "v1")]);
     gs.spec.rollout = Some(Rollout::default());
     op.create(&ns, &gs).await;
     op.wait_ready(&ns, "creds", "True", "Replicated").await;
-    let deployments: Api<Deployment> = Api::namespaced(op.client.clone(), &ns);
+    let deployments = Api::namespaced(op.client.clone(), &ns);
+    (rg, ns, deployments)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_restarts_once_the_workloads_that_read_the_replica_at_start() {
+    let mut op = Operator::start(&["--workload-restarts"]).await;
+    let (_rg, ns, deployments) = replicated_with_rollout(&op).await;
     let names = ["by-env", "by-mount", "unrelated"];
     for (name, pod) in [
         ("by-env", reads_by_env("creds")),
@@ -162,13 +169,7 @@ async fn a_rotation_restarts_once_the_workloads_that_read_the_replica_at_start()
 #[tokio::test(flavor = "multi_thread")]
 async fn without_the_installation_allowing_it_rollout_is_ignored_with_a_warning() {
     let op = Operator::start(&[]).await;
-    let rg = op.resource_group("rg-a").await;
-    let ns = rg.name().to_owned();
-    let mut gs = generic_secret("creds", Scope::ResourceGroup, &[("k", "v1")]);
-    gs.spec.rollout = Some(Rollout::default());
-    op.create(&ns, &gs).await;
-    op.wait_ready(&ns, "creds", "True", "Replicated").await;
-    let deployments: Api<Deployment> = Api::namespaced(op.client.clone(), &ns);
+    let (_rg, ns, deployments) = replicated_with_rollout(&op).await;
     deployments
         .create(
             &PostParams::default(),

@@ -2,26 +2,10 @@
 //! the operator would do, with the caller's authorization, and writes
 //! nothing.
 
-use serde_json::Value;
-
 use super::{REST, Rest, SECRETS, TENANT_WIDE, secret, token};
 use crate::harness::control_plane;
 use crate::operator::{Operator, b64};
-
-/// (namespace, action) of every Secret in a preview.
-fn actions(preview: &Value) -> Vec<(String, String)> {
-    let mut actions: Vec<(String, String)> = preview["secrets"]
-        .as_array()
-        .expect("secrets")
-        .iter()
-        .map(|s| {
-            let field = |k: &str| s[k].as_str().unwrap_or_default().to_owned();
-            (field("namespace"), field("action"))
-        })
-        .collect();
-    actions.sort();
-    actions
-}
+use crate::preview::actions;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rest_dry_run_answers_the_preview_and_writes_nothing() {
