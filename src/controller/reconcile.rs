@@ -112,11 +112,14 @@ async fn replicate(
         write::targets(gs, plan, payload, observed, ctx, &job.version, &mut lane).await?;
     let deleted = write::delete_unplanned(gs, plan, ctx).await?;
     let mut after = status::replicated_status(gs, plan, &outcomes, &job.version, ctx.now());
-    if rotations::restarts_due(Some(&after), &payload.hash) {
-        rollout::restart(job, &outcomes, &mut after).await?;
-    }
+    // A failed restart is retried, but what was written is reported first.
+    let restarted = match rotations::restarts_due(Some(&after), &payload.hash) {
+        true => rollout::restart(job, &outcomes, &mut after).await,
+        false => Ok(()),
+    };
     let overdue_at = report::rotation(gs, ctx, &job.version, &after).await;
     finish(job, &outcomes, deleted, after, lane).await?;
+    restarted?;
     Ok((outcomes, overdue_at))
 }
 
