@@ -63,7 +63,7 @@ pub async fn restart(
         started: newest.start_time.0,
         complete: newest.completion_time.is_some(),
         // An annotation's name has at most 63 characters after the prefix.
-        annotation: at_most_63(&job.plan.secret_name),
+        annotation: format!("{ANNOTATION_PREFIX}{}", at_most_63(&job.plan.secret_name)),
         volumes: job
             .gs
             .spec
@@ -113,7 +113,7 @@ struct Pass<'a> {
     started: Timestamp,
     /// Every target holds the data: this pass is the rotation's last.
     complete: bool,
-    /// The annotation's name, `rollout.aicore.dev/<Secret name>` shortened.
+    /// The annotation, `rollout.aicore.dev/<Secret name>` (shortened).
     annotation: String,
     volumes: bool,
 }
@@ -168,7 +168,7 @@ impl Pass<'_> {
             .metadata
             .as_ref()
             .and_then(|m| m.annotations.as_ref());
-        let current = annotations.and_then(|a| a.get(&self.full_annotation()));
+        let current = annotations.and_then(|a| a.get(&self.annotation));
         let reads = template
             .spec
             .as_ref()
@@ -177,17 +177,13 @@ impl Pass<'_> {
         in_target && older && needs && current.map(String::as_str) != Some(self.job.version.hash)
     }
 
-    fn full_annotation(&self) -> String {
-        format!("{ANNOTATION_PREFIX}{}", self.annotation)
-    }
-
     async fn patch<K: Workload>(&self, w: &K) -> Result<(), Error> {
         let api: Api<K> = Api::namespaced(
             self.job.ctx.client.clone(),
             &w.namespace().unwrap_or_default(),
         );
         let body = json!({"spec": {"template": {"metadata": {"annotations": {
-            self.full_annotation(): self.job.version.hash
+            &self.annotation: self.job.version.hash
         }}}}});
         let params = PatchParams {
             field_manager: Some(MANAGER.into()),

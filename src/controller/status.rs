@@ -166,12 +166,9 @@ fn target_status(
     now: Timestamp,
 ) -> TargetStatus {
     let (state, message) = match (outcome, &target.mode) {
-        (Outcome::Current | Outcome::Written, Mode::Shadowing { tenant_wide, until }) => (
-            TargetState::Shadowed,
-            Some(format!(
-                "shadows tenant-wide secret {tenant_wide}; its data overrides this at {until}"
-            )),
-        ),
+        (Outcome::Current | Outcome::Written, Mode::Shadowing { .. }) => {
+            (TargetState::Shadowed, mode_message(&target.mode))
+        }
         (Outcome::Current | Outcome::Written, _) => (TargetState::Replicated, None),
         (Outcome::Pending, _) => (TargetState::Pending, None),
         (Outcome::Conflict(m), _) => (TargetState::Conflict, Some(m.clone())),
@@ -192,6 +189,18 @@ fn target_status(
         state,
         message,
         last_sync_time,
+    }
+}
+
+/// What a target's mode says, in status and in a preview: shadowing a
+/// tenant-wide secret, or left to another object.
+pub fn mode_message(mode: &Mode) -> Option<String> {
+    match mode {
+        Mode::Write => None,
+        Mode::Shadowing { tenant_wide, until } => Some(format!(
+            "shadows tenant-wide secret {tenant_wide}; its data overrides this at {until}"
+        )),
+        Mode::Yield { .. } => Some(yield_message(mode)),
     }
 }
 

@@ -266,22 +266,16 @@ fn target_action(
         message: None,
         until: None,
     };
-    if let Mode::Yield {
-        to,
-        until,
-        overridden,
-    } = &target.mode
-    {
-        entry.action = Action::Leave;
-        entry.until = *until;
-        entry.message = Some(yield_message(to, *until, *overridden));
-        return (target.clone(), Outcome::Yielded, entry);
-    }
-    if let Mode::Shadowing { tenant_wide, until } = &target.mode {
-        entry.until = Some(*until);
-        entry.message = Some(format!(
-            "shadows tenant-wide secret {tenant_wide}; its data overrides this at {until}"
-        ));
+    // The controller's words for the mode, as status would show them.
+    entry.message = status::mode_message(&target.mode);
+    match &target.mode {
+        Mode::Yield { until, .. } => {
+            entry.action = Action::Leave;
+            entry.until = *until;
+            return (target.clone(), Outcome::Yielded, entry);
+        }
+        Mode::Shadowing { until, .. } => entry.until = Some(*until),
+        Mode::Write => {}
     }
     let tenant = &input.world.rules.tenant_namespace;
     let payload = Payload {
@@ -318,14 +312,6 @@ fn target_action(
         }
     };
     (target.clone(), outcome, entry)
-}
-
-fn yield_message(to: &str, until: Option<Timestamp>, overridden: bool) -> String {
-    match (overridden, until) {
-        (true, _) => format!("tenant-wide secret {to} has overridden this data"),
-        (false, Some(t)) => format!("resource-group secret {to} shadows this one until {t}"),
-        (false, None) => format!("resource-group secret {to} shadows this one"),
-    }
 }
 
 /// This object's replicas that `plan` no longer targets (the controller's
