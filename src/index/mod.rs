@@ -12,6 +12,7 @@
 pub mod replicas;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::jiff::Timestamp;
@@ -102,17 +103,19 @@ pub fn creation_key(gs: &GenericSecret) -> CreationKey {
 type Pair = (String, String);
 
 /// Every GenericSecret's [`Facts`], with the look-ups planning and wake-ups
-/// need. Sets hold keys; facts live once, in `facts`.
+/// need. Facts live once, in `facts`; the sets share one key per object
+/// (most hold one or two, and a key is ~100 bytes and two strings), and
+/// the facts are boxed, as a map's table keeps up to twice its entries.
 #[derive(Debug, Default)]
 pub struct Objects {
-    facts: HashMap<Key, Facts>,
+    facts: HashMap<Arc<Key>, Box<Facts>>,
     /// (namespace, Secret name) → objects (one or two: a collision).
-    by_secret: HashMap<Pair, HashSet<Key>>,
+    by_secret: HashMap<Pair, HashSet<Arc<Key>>>,
     /// Secret name → resource-group objects (the shadowing candidates).
-    resource_groups_by_name: HashMap<String, HashSet<Key>>,
-    by_namespace: HashMap<String, HashSet<Key>>,
+    resource_groups_by_name: HashMap<String, HashSet<Arc<Key>>>,
+    by_namespace: HashMap<String, HashSet<Arc<Key>>>,
     /// (namespace, source Secret) → objects reading it.
-    by_source: HashMap<Pair, HashSet<Key>>,
+    by_source: HashMap<Pair, HashSet<Arc<Key>>>,
 }
 
 impl Objects {
@@ -126,7 +129,7 @@ impl Objects {
     }
 
     pub fn get(&self, key: &Key) -> Option<&Facts> {
-        self.facts.get(key)
+        self.facts.get(key).map(|f| &**f)
     }
 
     pub fn len(&self) -> usize {
@@ -134,7 +137,7 @@ impl Objects {
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &Key> {
-        self.facts.keys()
+        self.facts.keys().map(|k| &**k)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -144,7 +147,7 @@ impl Objects {
     /// Insert or replace; returns the facts replaced.
     pub fn upsert(&mut self, facts: Facts) -> Option<Facts> {
         let old = self.remove(&facts.key);
-        let key = facts.key.clone();
+        let key = Arc::new(facts.key.clone());
         link(
             &mut self.by_secret,
             pair(&facts.namespace, &facts.secret_name),
@@ -161,7 +164,7 @@ impl Objects {
         if let Some(source) = &facts.source {
             link(&mut self.by_source, pair(&facts.namespace, source), &key);
         }
-        self.facts.insert(key, facts);
+        self.facts.insert(key, Box::new(facts));
         old
     }
 
@@ -177,7 +180,7 @@ impl Objects {
         if let Some(source) = &old.source {
             unlink(&mut self.by_source, &pair(&old.namespace, source), key);
         }
-        Some(old)
+        Some(*old)
     }
 
     /// Objects in `namespace` whose replicas are named `secret_name`, live
@@ -203,11 +206,11 @@ impl Objects {
         self.sorted(self.by_source.get(&pair(namespace, source)))
     }
 
-    fn sorted(&self, keys: Option<&HashSet<Key>>) -> Vec<&Facts> {
+    fn sorted(&self, keys: Option<&HashSet<Arc<Key>>>) -> Vec<&Facts> {
         let mut found: Vec<&Facts> = keys
             .into_iter()
             .flatten()
-            .filter_map(|k| self.facts.get(k))
+            .filter_map(|k| self.get(k))
             .collect();
         found.sort_by(|a, b| a.created.cmp(&b.created));
         found
@@ -218,11 +221,15 @@ fn pair(a: &str, b: &str) -> Pair {
     (a.to_owned(), b.to_owned())
 }
 
-fn link<I: std::hash::Hash + Eq>(map: &mut HashMap<I, HashSet<Key>>, index: I, key: &Key) {
+fn link<I: std::hash::Hash + Eq>(
+    map: &mut HashMap<I, HashSet<Arc<Key>>>,
+    index: I,
+    key: &Arc<Key>,
+) {
     map.entry(index).or_default().insert(key.clone());
 }
 
-fn unlink<I, Q>(map: &mut HashMap<I, HashSet<Key>>, index: &Q, key: &Key)
+fn unlink<I, Q>(map: &mut HashMap<I, HashSet<Arc<Key>>>, index: &Q, key: &Key)
 where
     I: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
     Q: std::hash::Hash + Eq + ?Sized,

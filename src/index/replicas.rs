@@ -181,7 +181,9 @@ impl Replica {
 #[derive(Debug, Default)]
 pub struct Replicas {
     /// Name → namespace → replica: looked up by `&str`, without building a key.
-    by_name: HashMap<Arc<str>, HashMap<Arc<str>, Replica>>,
+    /// Boxed: a map's table keeps room for up to twice its entries, and a
+    /// tenant-wide name has one per resource group (8 bytes a slot, not 200).
+    by_name: HashMap<Arc<str>, HashMap<Arc<str>, Box<Replica>>>,
     by_writer: HashMap<Arc<str>, HashSet<SecretKey>>,
     /// The version each replica had when the watch saw it deleted, so that
     /// a late write-through of that very version cannot bring it back.
@@ -198,7 +200,7 @@ pub const TOMBSTONE_TTL: Duration = Duration::from_secs(120);
 
 impl Replicas {
     pub fn get(&self, namespace: &str, name: &str) -> Option<&Replica> {
-        self.by_name.get(name)?.get(namespace)
+        self.by_name.get(name)?.get(namespace).map(|r| &**r)
     }
 
     fn get_key(&self, (namespace, name): &SecretKey) -> Option<&Replica> {
@@ -206,7 +208,10 @@ impl Replicas {
     }
 
     fn iter(&self) -> impl Iterator<Item = &Replica> {
-        self.by_name.values().flat_map(HashMap::values)
+        self.by_name
+            .values()
+            .flat_map(HashMap::values)
+            .map(|r| &**r)
     }
 
     /// Replicas written by the object `<namespace>/<name>`.
@@ -241,7 +246,7 @@ impl Replicas {
         }
         let (namespace, name) = key;
         let by_namespace = self.by_name.entry(name).or_default();
-        by_namespace.insert(namespace, replica);
+        by_namespace.insert(namespace, Box::new(replica));
         self.len += 1;
         old
     }
@@ -263,7 +268,7 @@ impl Replicas {
                 self.by_writer.remove(writer);
             }
         }
-        Some(old)
+        Some(*old)
     }
 
     /// Record what a write of ours returned, unless the cache moved on
