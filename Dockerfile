@@ -21,8 +21,8 @@ COPY benches ./benches
 # which does not outlive this step.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --bin generic-secrets-operator \
-    && cp target/release/generic-secrets-operator /generic-secrets-operator
+    cargo build --profile dist --locked --bin generic-secrets-operator \
+    && cp target/dist/generic-secrets-operator /generic-secrets-operator
 
 # Nothing in the image is written at run time (logs go to stdout), so it runs
 # with a read-only root filesystem.

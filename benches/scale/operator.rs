@@ -18,6 +18,14 @@ const START: Duration = Duration::from_secs(60);
 /// How long a SIGTERM may take before the process is killed.
 const STOP: Duration = Duration::from_secs(10);
 
+/// The operator binary: `GSO_BENCH_OPERATOR` (`make bench` builds the
+/// shipped `dist` profile), else the one `cargo bench` built.
+pub fn binary() -> PathBuf {
+    std::env::var_os("GSO_BENCH_OPERATOR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_generic-secrets-operator").into())
+}
+
 pub struct Operator {
     args: Vec<String>,
     kubeconfig: PathBuf,
@@ -82,7 +90,7 @@ impl Operator {
         self.launches += 1;
         let log_path = log_dir().join(format!("{}-{}.log", self.name, self.launches));
         let log = std::fs::File::create(&log_path)?;
-        let child = Command::new(env!("CARGO_BIN_EXE_generic-secrets-operator"))
+        let child = Command::new(binary())
             .args(&self.args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info,kube=warn")

@@ -21,6 +21,9 @@
 //!   label-selected watch follows them as the operator's cache does: the
 //!   writes the design needs plus what it must see of them, without the
 //!   operator. An explanation of the gap to the limits above, not a target.
+//! - `raw.objects2n.shaped`: `raw.objects2n` with a replica-shaped Secret,
+//!   while the watches of scenario 4 follow: that Secret watch and two
+//!   cluster-wide GenericSecret watches (the operator's and the bench's).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -74,7 +77,7 @@ pub async fn run(cluster: &Cluster, n: usize, results: &mut Results) -> Result<(
     delete_all(cluster, &two).await?;
 
     let secs = timed(concurrently(&two, CONCURRENCY, |t| {
-        object_writes(cluster, t)
+        object_writes(cluster, t, None)
     }))
     .await?;
     results.record(n, "raw.objects2n", secs);
@@ -100,9 +103,24 @@ async fn shaped(cluster: &Cluster, n: usize, results: &mut Results) -> Result<()
     each(cluster, &five, CONCURRENCY, create).await?;
     let apply = |api, t| create_shaped(api, t, tenant, b'b', true);
     let secs = timed(each(cluster, &five, CONCURRENCY, apply)).await;
-    watch.abort();
     delete_all(cluster, &five).await?;
     results.record(n, "raw.apply5n.shaped", secs?);
+    let objects: Vec<_> = (0..2)
+        .map(|_| {
+            let events = watcher::watcher(cluster.gsecs(None), watcher::Config::default());
+            tokio::spawn(events.for_each(|_| async {}))
+        })
+        .collect();
+    let two = targets(cluster, n, 2);
+    let secs = timed(concurrently(&two, CONCURRENCY, |t| {
+        object_writes(cluster, t, Some(tenant))
+    }))
+    .await;
+    watch.abort();
+    objects.iter().for_each(|w| w.abort());
+    concurrently(&two, CONCURRENCY, |t| remove_object(cluster, t)).await?;
+    delete_all(cluster, &two).await?;
+    results.record(n, "raw.objects2n.shaped", secs?);
     Ok(())
 }
 
@@ -144,8 +162,9 @@ async fn create_shaped(
     Ok(())
 }
 
-/// What one resource-group object costs in scenario 4, done by the bench.
-async fn object_writes(cluster: &Cluster, target: &Target) -> Result<()> {
+/// What one resource-group object costs in scenario 4, done by the bench;
+/// with `shaped`, its Secret is shaped like a replica of that tenant's.
+async fn object_writes(cluster: &Cluster, target: &Target, shaped: Option<&str>) -> Result<()> {
     let (ns, name) = target;
     let api = cluster.gsecs(Some(ns));
     let gs = generic_secret(cluster, ns, name, "ResourceGroup", "raw")?;
@@ -154,7 +173,10 @@ async fn object_writes(cluster: &Cluster, target: &Target) -> Result<()> {
     let add: json_patch::Patch = serde_json::from_value(add)?;
     api.patch(name, &PatchParams::default(), &Patch::<()>::Json(add))
         .await?;
-    create(cluster.secrets(ns), target, b'a').await?;
+    match shaped {
+        Some(tenant) => create_shaped(cluster.secrets(ns), target, tenant, b'a', false).await?,
+        None => create(cluster.secrets(ns), target, b'a').await?,
+    }
     let now = jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string();

@@ -185,6 +185,11 @@ fn raw_and_times(results: &Results) -> String {
                 "server-side apply 5N replica-shaped Secrets, watched, concurrency 32",
                 Secs,
             ),
+            row(
+                "raw.objects2n.shaped",
+                "2N GenericSecrets as above, replica-shaped Secrets, 3 watches, concurrency 32",
+                Secs,
+            ),
         ],
     );
     out += "\n## 2. Fan-out\n\nOne tenant-wide object created; time until its \
