@@ -76,13 +76,8 @@ pub async fn run(cluster: &Cluster, n: usize, results: &mut Results) -> Result<(
     results.record(n, "raw.writes3x2n", secs);
     delete_all(cluster, &two).await?;
 
-    let secs = timed(concurrently(&two, CONCURRENCY, |t| {
-        object_writes(cluster, t, None)
-    }))
-    .await?;
+    let secs = objects_2n(cluster, &two, None).await?;
     results.record(n, "raw.objects2n", secs);
-    concurrently(&two, CONCURRENCY, |t| remove_object(cluster, t)).await?;
-    delete_all(cluster, &two).await?;
     shaped(cluster, n, results).await
 }
 
@@ -111,17 +106,23 @@ async fn shaped(cluster: &Cluster, n: usize, results: &mut Results) -> Result<()
             tokio::spawn(events.for_each(|_| async {}))
         })
         .collect();
-    let two = targets(cluster, n, 2);
-    let secs = timed(concurrently(&two, CONCURRENCY, |t| {
-        object_writes(cluster, t, Some(tenant))
-    }))
-    .await;
+    let secs = objects_2n(cluster, &targets(cluster, n, 2), Some(tenant)).await;
     watch.abort();
     objects.iter().for_each(|w| w.abort());
-    concurrently(&two, CONCURRENCY, |t| remove_object(cluster, t)).await?;
-    delete_all(cluster, &two).await?;
     results.record(n, "raw.objects2n.shaped", secs?);
     Ok(())
+}
+
+/// Times [`object_writes`] for every target at concurrency 32, then
+/// removes what they wrote (untimed, also after a failure).
+async fn objects_2n(cluster: &Cluster, two: &[Target], shaped: Option<&str>) -> Result<f64> {
+    let secs = timed(concurrently(two, CONCURRENCY, |t| {
+        object_writes(cluster, t, shaped)
+    }))
+    .await;
+    concurrently(two, CONCURRENCY, |t| remove_object(cluster, t)).await?;
+    delete_all(cluster, two).await?;
+    secs
 }
 
 /// Creates (or with `apply`, server-side applies) `ns/name` with the labels

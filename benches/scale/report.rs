@@ -96,6 +96,7 @@ fn binary() -> String {
         Some(dir) if dir == "dist" => {
             "the `dist` profile, as the image ships it (fat LTO, 1 codegen unit)"
         }
+        _ if std::env::var_os("GSO_BENCH_OPERATOR").is_some() => "given by GSO_BENCH_OPERATOR",
         _ => "the `bench` profile (release settings, without LTO)",
     };
     let root = root();

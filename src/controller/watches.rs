@@ -335,8 +335,11 @@ pub fn spawn_replicas(
                     deps::after_replica_change(old.as_ref(), Some(&new))
                 }
                 Ok(Event::Delete(s)) => {
-                    let key = (s.namespace().unwrap_or_default(), s.name_any());
-                    let old = write(&replicas).observe_delete(&(key.0.into(), key.1.into()));
+                    let key = (
+                        s.namespace().unwrap_or_default().into(),
+                        s.name_any().into(),
+                    );
+                    let old = write(&replicas).observe_delete(&key);
                     deps::after_replica_change(old.as_ref(), None)
                 }
                 Err(e) => {

@@ -251,15 +251,14 @@ impl Replicas {
         old
     }
 
-    pub fn remove(&mut self, (namespace, name): &SecretKey) -> Option<Replica> {
+    pub fn remove(&mut self, key: &SecretKey) -> Option<Replica> {
+        let (namespace, name) = key;
         let by_namespace = self.by_name.get_mut(name)?;
         let old = by_namespace.remove(namespace)?;
         if by_namespace.is_empty() {
             self.by_name.remove(name);
         }
         self.len -= 1;
-        let key = (namespace.clone(), name.clone());
-        let key = &key;
         if let Some(writer) = &old.writer
             && let Some(set) = self.by_writer.get_mut(writer)
         {
