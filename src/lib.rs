@@ -13,4 +13,5 @@ pub mod plan;
 pub mod preview;
 pub mod replicas;
 pub mod rest;
+pub mod shutdown;
 pub mod telemetry;

@@ -11,6 +11,7 @@ use generic_secrets_operator::controller::{self, Config};
 use generic_secrets_operator::http::{self, Health};
 use generic_secrets_operator::leader::{self, Election, Timing};
 use generic_secrets_operator::plan::Rules;
+use generic_secrets_operator::shutdown::Shutdown;
 use generic_secrets_operator::{api, preview, rest, telemetry};
 use k8s_openapi::jiff::SignedDuration;
 
@@ -261,6 +262,13 @@ async fn preview_command(args: PreviewArgs) -> ExitCode {
 
 async fn run(args: RunArgs) -> ExitCode {
     telemetry::init(args.log_format);
+    let shutdown = match Shutdown::install() {
+        Ok(shutdown) => shutdown,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install the signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
     // One configuration: the controller's client, and the cluster URL and
     // CA of the REST API's per-caller clients.
     let kube_config = match client_config(&args.cluster).await {
@@ -332,7 +340,7 @@ async fn run(args: RunArgs) -> ExitCode {
     if !args.leader_election {
         tracing::info!(tenant_namespace = %config.tenant_namespace, "starting controller");
         health.metrics.leader.set(1);
-        controller::run(client, config, health).await;
+        controller::run(client, config, health, shutdown).await;
         return ExitCode::SUCCESS;
     }
     let election = Election::new(&config.tenant_namespace, instance_name(), timing);
@@ -349,13 +357,17 @@ async fn run(args: RunArgs) -> ExitCode {
     };
     // A standby is healthy and ready: it is doing its job, waiting.
     health.ready.store(true, Ordering::Relaxed);
-    election.acquire(&client).await;
+    tokio::select! {
+        () = election.acquire(&client) => {}
+        // A standby has nothing to hand over.
+        () = shutdown.clone().requested() => return ExitCode::SUCCESS,
+    }
     health.ready.store(false, Ordering::Relaxed);
     health.metrics.leader.set(1);
     tracing::info!(tenant_namespace = %config.tenant_namespace, "starting controller");
     tokio::select! {
         // A graceful stop (SIGTERM of a rolling update): hand over now.
-        () = controller::run(fenced, config, health) => {
+        () = controller::run(fenced, config, health, shutdown) => {
             election.release(&client).await;
             ExitCode::SUCCESS
         }

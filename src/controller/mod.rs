@@ -24,11 +24,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::channel::mpsc;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{EventType, Recorder, Reporter};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::Semaphore;
@@ -39,6 +40,7 @@ use crate::index::Key;
 use crate::metrics::{ErrorLabels, Outcome, ReconcileLabels};
 use crate::plan::Rules;
 use crate::replicas::{self, MANAGER};
+use crate::shutdown::Shutdown;
 pub use context::{Context, Indexes};
 
 /// Label (`=true`) a Secret needs to serve as a `dataFrom` source: its
@@ -239,9 +241,9 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Run the controller until a shutdown signal; `health` turns ready once
-/// every watch has synced.
-pub async fn run(client: Client, config: Config, health: Health) {
+/// Run the controller until `shutdown` asks it to stop; `health` turns
+/// ready once every watch has synced.
+pub async fn run(client: Client, config: Config, health: Health, shutdown: Shutdown) {
     let rules = config.rules();
     let indexes = Arc::new(RwLock::new(Indexes::default()));
     let replica_cache = Arc::default();
@@ -281,10 +283,16 @@ pub async fn run(client: Client, config: Config, health: Health) {
         wakes,
         health.clone(),
     );
-    let _ = tokio::join!(
-        namespaces_synced.wait_for(|synced| *synced),
-        replicas_synced.wait_for(|synced| *synced)
-    );
+    let synced = async {
+        let _ = tokio::join!(
+            namespaces_synced.wait_for(|synced| *synced),
+            replicas_synced.wait_for(|synced| *synced)
+        );
+    };
+    tokio::select! {
+        () = synced => {}
+        () = shutdown.clone().requested() => return,
+    }
 
     let reporter = Reporter {
         controller: MANAGER.into(),
@@ -320,6 +328,7 @@ pub async fn run(client: Client, config: Config, health: Health) {
     let sources = watcher::Config::default().labels(&format!("{SOURCE_LABEL}=true"));
     let controller_config =
         controller::Config::default().concurrency(ctx.config.reconcile_concurrency);
+    let store_ready = store.clone();
     Controller::for_stream(trigger, store)
         .with_config(controller_config)
         .watches(
@@ -328,8 +337,9 @@ pub async fn run(client: Client, config: Config, health: Health) {
             move |s: Secret| reading_from(&indexes, &s),
         )
         .reconcile_on(woken)
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown.clone().requested())
         .run(reconcile, error_policy, ctx)
+        .take_until(stop_at_once(shutdown, store_ready))
         .for_each(|result| async move {
             // Reconcile errors are reported by the error policy; a failing
             // watch (the dataFrom sources') is worth a warning.
@@ -342,6 +352,20 @@ pub async fn run(client: Client, config: Config, health: Health) {
             }
         })
         .await;
+}
+
+/// When to stop without waiting for the running reconciles: on a second
+/// signal, or at the first while the GenericSecret store has not synced.
+/// kube holds every reconcile until that store is ready, and a graceful stop
+/// ends the very watch that would make it ready, so the wait would never
+/// end; and with nothing reconciled yet there is nothing to wait for.
+async fn stop_at_once(shutdown: Shutdown, store: Store<GenericSecret>) {
+    shutdown.clone().requested().await;
+    if store.wait_until_ready().now_or_never().is_none() {
+        tracing::info!("stopping before the GenericSecret watch has synced");
+        return;
+    }
+    shutdown.forced().await;
 }
 
 /// A labelled `dataFrom` source changed: the objects reading it look again.

@@ -180,6 +180,17 @@ impl Election {
     /// lease simply expires.
     pub async fn release(&self, client: &Client) {
         self.term.end();
+        // Bounded: a stop must not hang on an unreachable apiserver.
+        let give_up = self.give_up(client);
+        if tokio::time::timeout(self.timing.renew_deadline, give_up)
+            .await
+            .is_err()
+        {
+            tracing::warn!("releasing the lease timed out; it expires instead");
+        }
+    }
+
+    async fn give_up(&self, client: &Client) {
         let api = self.api(client);
         let Ok(Some(lease)) = api.get_opt(&self.lease_name).await else {
             return;

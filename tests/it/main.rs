@@ -19,4 +19,5 @@ mod rollout;
 mod rotations;
 mod scale;
 mod sdk;
+mod shutdown;
 mod validation;

@@ -162,12 +162,7 @@ impl Operator {
 
     /// Sends `signal` (e.g. "STOP", "CONT") to the running process.
     pub fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("the operator runs").id();
-        let out = Command::new("kill")
-            .args([format!("-{signal}"), pid.to_string()])
-            .output()
-            .expect("running kill");
-        assert!(out.status.success(), "kill -{signal} {pid}: {out:?}");
+        send_signal(self.child.as_ref().expect("the operator runs"), signal);
     }
 
     /// The exit status, once the process has ended by itself.
@@ -446,6 +441,24 @@ impl Replica {
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    pub fn signal(&self, signal: &str) {
+        send_signal(&self.child, signal);
+    }
+
+    /// The exit status, once the process has ended by itself.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("polling the replica")
+    }
+}
+
+fn send_signal(child: &Child, signal: &str) {
+    let pid = child.id();
+    let out = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .output()
+        .expect("running kill");
+    assert!(out.status.success(), "kill -{signal} {pid}: {out:?}");
 }
 
 impl Drop for Replica {
