@@ -176,6 +176,16 @@ fn raw_and_times(results: &Results) -> String {
                 Secs,
             ),
             row(
+                "raw.create.shaped.unwatched",
+                "create N replica-shaped Secrets, concurrency 32",
+                Secs,
+            ),
+            row(
+                "raw.apply5n.shaped.unwatched",
+                "server-side apply 5N replica-shaped Secrets, concurrency 32",
+                Secs,
+            ),
+            row(
                 "raw.create.shaped",
                 "create N replica-shaped Secrets, watched, concurrency 32",
                 Secs,
