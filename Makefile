@@ -68,9 +68,9 @@ manifests: control-plane
 ## loopback control plane (fan-out, rotation, many objects, restart, memory;
 ## N = GSO_BENCH_SIZES, default 10,100,1000; also GSO_BENCH_REPS,
 ## GSO_BENCH_QUIET_SECS, GSO_BENCH_UNRELATED). Writes docs/benchmarks.md and
-## docs/benchmarks.svg. The control plane is restarted empty first: an etcd
-## that has served an hour of tests (a large, fragmented database) takes
-## writes more slowly, and the figures would depend on what ran before.
+## docs/benchmarks.svg. The control plane is restarted empty first, so that
+## every run starts from the same state, not from what the shared etcd served
+## before.
 bench: control-plane
 	$(CP_DIR)/down.sh >/dev/null
 	$(CP_DIR)/up.sh >/dev/null
