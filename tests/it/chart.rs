@@ -24,7 +24,7 @@ use crate::harness::{
     DEFAULT_TIMEOUT, TestNamespace, client, control_plane, expect_success, helm, repo_root,
     unique_name, unique_suffix, wait_deleted, wait_for,
 };
-use crate::harness::{kubectl, scratch_dir};
+use crate::harness::{admin_kubeconfig_edited, kubectl, scratch_dir};
 use crate::operator::{Operator, generic_secret, install_crd};
 
 mod rest;
@@ -448,13 +448,9 @@ async fn chart_installs_the_operator_and_uninstalls_cleanly() {
 
 /// A copy of the admin kubeconfig that authenticates with `token` instead.
 fn kubeconfig_with_token(token: &str, name: &str) -> PathBuf {
-    let admin = std::fs::read_to_string(&control_plane().kubeconfig).expect("admin kubeconfig");
-    let mut config: Value = serde_saphyr::from_str(&admin).expect("kubeconfig YAML");
-    config["users"][0]["user"] = json!({ "token": token });
-    let path = scratch_dir().join(format!("kubeconfig-{name}"));
-    let yaml = serde_saphyr::to_string(&config).expect("kubeconfig YAML");
-    std::fs::write(&path, yaml).expect("writing the kubeconfig");
-    path
+    admin_kubeconfig_edited(name, |config| {
+        config["users"][0]["user"] = json!({ "token": token });
+    })
 }
 
 async fn client_from(kubeconfig: &Path) -> Client {

@@ -135,6 +135,18 @@ async fn client_from(path: &Path) -> Client {
     Client::try_from(config).unwrap_or_else(|e| panic!("client for {}: {e}", path.display()))
 }
 
+/// The admin kubeconfig as `edit` changes it, written to the scratch
+/// directory as `kubeconfig-<name>` (e.g. another user's credentials).
+pub fn admin_kubeconfig_edited(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let admin = std::fs::read_to_string(&control_plane().kubeconfig).expect("admin kubeconfig");
+    let mut config: serde_json::Value = serde_saphyr::from_str(&admin).expect("kubeconfig YAML");
+    edit(&mut config);
+    let path = scratch_dir().join(format!("kubeconfig-{name}"));
+    let yaml = serde_saphyr::to_string(&config).expect("kubeconfig YAML");
+    std::fs::write(&path, yaml).expect("writing the kubeconfig");
+    path
+}
+
 /// A client authenticated as the cluster admin.
 pub async fn client() -> Client {
     client_from(&control_plane().kubeconfig).await

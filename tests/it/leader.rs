@@ -18,10 +18,13 @@ use crate::operator::{Operator, REACT, Replica, generic_secret};
 
 const GROUPS: usize = 50;
 
+/// The installation's Lease.
+pub const LEASE: &str = "generic-secrets-operator";
+
 /// The holder of the installation's Lease.
-async fn holder(op: &Operator) -> Option<String> {
+pub async fn holder(op: &Operator) -> Option<String> {
     let leases: Api<Lease> = Api::namespaced(op.client.clone(), &op.tenant);
-    let lease = leases.get("generic-secrets-operator").await.ok()?;
+    let lease = leases.get(LEASE).await.ok()?;
     lease.spec?.holder_identity
 }
 
@@ -45,7 +48,7 @@ fn holds_token(secret: &Secret, value: &str) -> bool {
 }
 
 /// A second process of `op`'s installation, once it stands by.
-async fn standby_of(op: &Operator) -> Replica {
+pub async fn standby_of(op: &Operator) -> Replica {
     let standby = op.replica();
     wait_for("the replica to stand by", REACT, || async {
         standby.logs().contains("another instance leads")
@@ -150,11 +153,7 @@ async fn a_paused_leader_that_lost_the_lease_writes_nothing_and_exits() {
     // exits without a single write.
     let before = op.logs().len();
     op.signal("CONT");
-    let status = wait_for("the old leader to exit", REACT, || {
-        let exited = op.exited();
-        async move { exited }
-    })
-    .await;
+    let status = op.wait_exited("the old leader").await;
     assert!(!status.success(), "{status}");
     let after_wake = op.logs()[before..].to_owned();
     assert!(
@@ -186,11 +185,7 @@ async fn a_leader_stopped_gracefully_hands_over_within_a_retry_period() {
 
     op.signal("TERM");
     let stopped = Instant::now();
-    let status = wait_for("the leader to exit", REACT, || {
-        let exited = op.exited();
-        async move { exited }
-    })
-    .await;
+    let status = op.wait_exited("the leader").await;
     assert!(status.success(), "a graceful stop exits cleanly: {status}");
     // Well inside the 30 s a standby would wait for an unreleased lease.
     let timeout = std::time::Duration::from_secs(10);

@@ -173,6 +173,11 @@ impl Operator {
             .expect("polling the operator")
     }
 
+    /// Waits (`REACT`) for the process to end by itself: `what` it is.
+    pub async fn wait_exited(&mut self, what: &str) -> std::process::ExitStatus {
+        wait_exit(what, self.child.as_mut().expect("the operator runs")).await
+    }
+
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
@@ -446,10 +451,18 @@ impl Replica {
         send_signal(&self.child, signal);
     }
 
-    /// The exit status, once the process has ended by itself.
-    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().expect("polling the replica")
+    /// Waits (`REACT`) for the process to end by itself: `what` it is.
+    pub async fn wait_exited(&mut self, what: &str) -> std::process::ExitStatus {
+        wait_exit(what, &mut self.child).await
     }
+}
+
+async fn wait_exit(what: &str, child: &mut Child) -> std::process::ExitStatus {
+    wait_for(&format!("{what} to exit"), REACT, || {
+        let exited = child.try_wait().expect("polling the process");
+        async move { exited }
+    })
+    .await
 }
 
 fn send_signal(child: &Child, signal: &str) {

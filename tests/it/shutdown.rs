@@ -6,17 +6,11 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::harness::{control_plane, scratch_dir, wait_for};
+use crate::harness::{admin_kubeconfig_edited, wait_for};
+use crate::leader::{LEASE, holder, standby_of};
 use crate::operator::{Operator, REACT, http_get};
-
-/// The holder of the installation's Lease ("" once released).
-async fn holder(op: &Operator) -> Option<String> {
-    let leases: Api<Lease> = Api::namespaced(op.client.clone(), &op.tenant);
-    let lease = leases.get("generic-secrets-operator").await.ok()?;
-    Some(lease.spec?.holder_identity.unwrap_or_default())
-}
 
 fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
     PolicyRule {
@@ -86,13 +80,9 @@ async fn revoke(client: &Client, user: &str) {
 
 /// The admin kubeconfig, impersonating `user` (kubeconfig's `as`).
 fn kubeconfig_as(user: &str) -> std::path::PathBuf {
-    let admin = std::fs::read_to_string(&control_plane().kubeconfig).expect("admin kubeconfig");
-    let mut config: Value = serde_saphyr::from_str(&admin).expect("kubeconfig YAML");
-    config["users"][0]["user"]["as"] = json!(user);
-    let path = scratch_dir().join(format!("kubeconfig-{user}"));
-    let yaml = serde_saphyr::to_string(&config).expect("kubeconfig YAML");
-    std::fs::write(&path, yaml).expect("writing the kubeconfig");
-    path
+    admin_kubeconfig_edited(user, |config| {
+        config["users"][0]["user"]["as"] = json!(user);
+    })
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,10 +97,7 @@ async fn a_leader_stopped_before_its_watches_synced_exits_and_releases_the_lease
 
     // It leads, and its controller runs with a GenericSecret watch that
     // fails (403) and so never syncs.
-    wait_for("a leader", REACT, || async {
-        holder(&op).await.filter(|h| !h.is_empty())
-    })
-    .await;
+    wait_for("a leader", REACT, || holder(&op)).await;
     let addr = op.http_addr().await;
     let failing = "generic_secrets_operator_watch_failures_total{kind=\"GenericSecret\"}";
     wait_for("the GenericSecret watch to fail", REACT, || async {
@@ -119,14 +106,12 @@ async fn a_leader_stopped_before_its_watches_synced_exits_and_releases_the_lease
     .await;
 
     op.signal("TERM");
-    let status = wait_for("the leader to exit", REACT, || {
-        let exited = op.exited();
-        async move { exited }
-    })
-    .await;
+    let status = op.wait_exited("the leader").await;
     assert!(status.success(), "a stop signal exits cleanly: {status}");
-    let released = holder(&op).await;
-    assert_eq!(released.as_deref(), Some(""), "the Lease is released");
+    let leases: Api<Lease> = Api::namespaced(op.client.clone(), &op.tenant);
+    let lease = leases.get(LEASE).await.expect("the Lease");
+    let released = lease.spec.and_then(|s| s.holder_identity);
+    assert_eq!(released, None, "the Lease is released");
 
     revoke(&op.client, &user).await;
     op.cleanup().await;
@@ -135,22 +120,11 @@ async fn a_leader_stopped_before_its_watches_synced_exits_and_releases_the_lease
 #[tokio::test(flavor = "multi_thread")]
 async fn a_standby_stopped_exits_cleanly_and_the_leader_keeps_leading() {
     let op = Operator::start(&["--leader-election", "--retry-period", "1s"]).await;
-    let leader = wait_for("a leader", REACT, || async {
-        holder(&op).await.filter(|h| !h.is_empty())
-    })
-    .await;
-    let mut standby = op.replica();
-    wait_for("the replica to stand by", REACT, || async {
-        standby.logs().contains("another instance leads")
-    })
-    .await;
+    let leader = wait_for("a leader", REACT, || holder(&op)).await;
+    let mut standby = standby_of(&op).await;
 
     standby.signal("TERM");
-    let status = wait_for("the standby to exit", REACT, || {
-        let exited = standby.exited();
-        async move { exited }
-    })
-    .await;
+    let status = standby.wait_exited("the standby").await;
     assert!(status.success(), "a stop signal exits cleanly: {status}");
     assert_eq!(holder(&op).await, Some(leader));
     op.cleanup().await;

@@ -165,11 +165,7 @@ async fn rest_refuses_to_start_without_tls_off_loopback_or_with_unreadable_files
         ),
     ] {
         let mut op = Operator::start(&args).await;
-        let status = wait_for("the operator to exit", REACT, || {
-            let exited = op.exited();
-            async move { exited }
-        })
-        .await;
+        let status = op.wait_exited("the operator").await;
         assert!(!status.success(), "{args:?}");
         let logs = op.logs();
         let line = logs
