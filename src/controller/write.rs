@@ -1,8 +1,9 @@
 //! Replica writes, at the apiserver's pace: the targets of one object are
 //! written concurrently (bounded per object and across all reconciles by
 //! `--write-concurrency`), and the cache answers what a write needs to know
-//! (absent: create; ours and stale: apply at the cached resourceVersion), so
-//! a replica written costs one request. Only a 409 (the cache lagged, or a
+//! (absent: create; ours with old data: patch data and hash, ours otherwise
+//! stale: apply; both at the cached resourceVersion), so a replica written
+//! costs one request. Only a 409 (the cache lagged, or a
 //! Secret we do not cache is in the way) costs a read of that one target.
 //! Every write is conditional, so a Secret that appears or changes in
 //! between is never overwritten.
@@ -203,6 +204,13 @@ async fn write_over(
         create(api, desired, ctx).await?;
         return Ok(Outcome::Written);
     }
+    if let Some(patch) = replicas::data_patch(live, desired, hash) {
+        let written = api
+            .patch(&live.name, &write_params(), &Patch::<()>::Json(patch))
+            .await?;
+        record(ctx, &written, live.resource_version.as_deref());
+        return Ok(written_by(live, ctx));
+    }
     let mut conditional = desired.clone();
     conditional.metadata.resource_version = live.resource_version.clone();
     // Ours (or adopted): force takes fields over from other managers.
@@ -218,9 +226,22 @@ async fn write_over(
         // garbage collector would delete this Secret with that object.
         release_owner(ctx, &written).await?;
     }
+    Ok(written_by(live, ctx))
+}
+
+/// Field manager for writes other than apply; the apiserver tracks their
+/// fields under it.
+fn write_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(MANAGER.to_owned()),
+        ..PatchParams::default()
+    }
+}
+
+fn written_by(live: &Replica, ctx: &Context) -> Outcome {
     tracing::info!(namespace = %live.namespace, secret = %live.name, "replica written");
     ctx.metrics.wrote(WriteKind::Applied);
-    Ok(Outcome::Written)
+    Outcome::Written
 }
 
 /// A Secret we may not write: not ours, and not offered for adoption.
