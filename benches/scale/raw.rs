@@ -15,20 +15,25 @@
 //!   objects: create the GenericSecret, add a finalizer (JSON patch), create
 //!   its Secret, apply its status. Writes to a custom resource cost the
 //!   apiserver more than Secret writes (JSON, schema and CEL validation).
-//! - `raw.create.shaped.unwatched`, `raw.apply5n.shaped.unwatched`: the
-//!   fan-out's creates and the rotation's applies (concurrency 32) of
+//! - `raw.create.shaped.unwatched`, `raw.rotate5n.shaped.unwatched`: the
+//!   fan-out's creates and the rotation's updates (concurrency 32) of
 //!   Secrets shaped like the operator's replicas (its 4 labels and 2
-//!   annotations): what the apiserver charges for the replicas' metadata;
-//! - `raw.create.shaped`, `raw.apply5n.shaped`: the same while a
-//!   label-selected watch follows them as the operator's cache does: the
-//!   writes the design needs plus what it must see of them, without the
+//!   annotations), each update as the operator writes it (a JSON patch of
+//!   the data and the hash annotation at the version it knows): what the
+//!   apiserver charges for the replicas' metadata;
+//! - `raw.apply5n.shaped.unwatched`: those updates as server-side applies
+//!   of the whole replica, what the operator no longer sends on rotation;
+//! - `raw.create.shaped`, `raw.rotate5n.shaped`: the creates and patches
+//!   while a label-selected watch follows them as the operator's cache does:
+//!   the writes the design needs plus what it must see of them, without the
 //!   operator. An explanation of the gap to the limits above, not a target.
 //! - `raw.objects2n.shaped`: `raw.objects2n` with a replica-shaped Secret,
 //!   while the watches of scenario 4 follow: that Secret watch and two
 //!   cluster-wide GenericSecret watches (the operator's and the bench's).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::Mutex;
 
 use futures::StreamExt;
 use kube::runtime::watcher;
@@ -83,11 +88,14 @@ pub async fn run(cluster: &Cluster, n: usize, results: &mut Results) -> Result<(
     shaped(cluster, n, results).await
 }
 
-/// The creates and applies of replica-shaped Secrets, first alone (what
+/// Key suffix of the replica-shaped writes that no watch follows.
+const UNWATCHED: &str = ".unwatched";
+
+/// The creates and updates of replica-shaped Secrets, first alone (what
 /// the apiserver charges for their metadata), then watched.
 async fn shaped(cluster: &Cluster, n: usize, results: &mut Results) -> Result<()> {
     let tenant = cluster.namespace_name("raw-tenant");
-    shaped_writes(cluster, n, &tenant, ".unwatched", results).await?;
+    shaped_writes(cluster, n, &tenant, UNWATCHED, results).await?;
     let selector = format!("{MANAGED_BY}=generic-secrets-operator,{TENANT_LABEL}={tenant}");
     let config = watcher::Config::default().labels(&selector);
     let events = watcher::watcher(Api::<Secret>::all(cluster.client.clone()), config);
@@ -107,8 +115,9 @@ async fn shaped(cluster: &Cluster, n: usize, results: &mut Results) -> Result<()
     Ok(())
 }
 
-/// Times the fan-out's creates and the rotation's applies of replica-shaped
-/// Secrets (`raw.create.shaped`, `raw.apply5n.shaped`, plus `suffix`).
+/// Times the fan-out's creates and the rotation's patches of replica-shaped
+/// Secrets (`raw.create.shaped`, `raw.rotate5n.shaped`, plus `suffix`);
+/// unwatched, also the rotation as server-side applies.
 async fn shaped_writes(
     cluster: &Cluster,
     n: usize,
@@ -117,16 +126,26 @@ async fn shaped_writes(
     results: &mut Results,
 ) -> Result<()> {
     let one = targets(cluster, n, 1);
-    let create = |api, t| create_shaped(api, t, tenant, b'a', false);
+    let versions = Mutex::new(HashMap::new());
+    let create = |api, t| create_kept(api, t, tenant, &versions);
     let secs = timed(each(cluster, &one, CONCURRENCY, create)).await;
     delete_all(cluster, &one).await?;
     results.record(n, format!("raw.create.shaped{suffix}"), secs?);
     let five = targets(cluster, n, 5);
     each(cluster, &five, CONCURRENCY, create).await?;
-    let apply = |api, t| create_shaped(api, t, tenant, b'b', true);
-    let secs = timed(each(cluster, &five, CONCURRENCY, apply)).await;
+    let rotate = |api, t| rotate_shaped(api, t, &versions);
+    let secs = timed(each(cluster, &five, CONCURRENCY, rotate)).await;
+    let applied = if secs.is_ok() && suffix == UNWATCHED {
+        let apply = |api, t| apply_shaped(api, t, tenant);
+        Some(timed(each(cluster, &five, CONCURRENCY, apply)).await)
+    } else {
+        None
+    };
     delete_all(cluster, &five).await?;
-    results.record(n, format!("raw.apply5n.shaped{suffix}"), secs?);
+    results.record(n, format!("raw.rotate5n.shaped{suffix}"), secs?);
+    if let Some(secs) = applied {
+        results.record(n, format!("raw.apply5n.shaped{suffix}"), secs?);
+    }
     Ok(())
 }
 
@@ -142,15 +161,9 @@ async fn objects_2n(cluster: &Cluster, two: &[Target], shaped: Option<&str>) -> 
     secs
 }
 
-/// Creates (or with `apply`, server-side applies) `ns/name` with the labels
-/// and annotations of a replica of tenant-wide object `<tenant>/<name>`.
-async fn create_shaped(
-    api: Api<Secret>,
-    (ns, name): &Target,
-    tenant: &str,
-    tag: u8,
-    apply: bool,
-) -> Result<()> {
+/// `ns/name` with the labels and annotations of a replica of tenant-wide
+/// object `<tenant>/<name>`, holding data `tag`.
+fn replica_shaped((ns, name): &Target, tenant: &str, tag: u8) -> Secret {
     let mut s = secret(ns, name, tag);
     s.metadata.labels = Some(BTreeMap::from([
         (MANAGED_BY.to_owned(), "generic-secrets-operator".to_owned()),
@@ -166,18 +179,82 @@ async fn create_shaped(
             "aicore.dev/generic-secret".to_owned(),
             format!("{tenant}/{name}"),
         ),
-        (
-            "aicore.dev/data-hash".to_owned(),
-            format!("sha256:{}", "ab".repeat(32)),
-        ),
+        (HASH_ANNOTATION.to_owned(), shaped_hash(tag)),
     ]));
-    if apply {
-        let params = PatchParams::apply("generic-secrets-operator").force();
-        api.patch(name, &params, &Patch::Apply(&s)).await?;
-    } else {
-        api.create(&PostParams::default(), &s).await?;
-    }
+    s
+}
+
+const HASH_ANNOTATION: &str = "aicore.dev/data-hash";
+
+/// A stand-in for the data hash of `tag`: it changes with the data.
+fn shaped_hash(tag: u8) -> String {
+    format!("sha256:{}", format!("{tag:02x}").repeat(32))
+}
+
+/// Creates a replica-shaped Secret (data `a`) as the operator does; returns
+/// the version written, which the operator's cache keeps.
+async fn create_shaped(api: Api<Secret>, target: &Target, tenant: &str) -> Result<String> {
+    let params = PostParams {
+        field_manager: Some("generic-secrets-operator".to_owned()),
+        ..PostParams::default()
+    };
+    let written = api
+        .create(&params, &replica_shaped(target, tenant, b'a'))
+        .await?;
+    Ok(written.metadata.resource_version.unwrap_or_default())
+}
+
+/// [`create_shaped`], keeping the version for [`rotate_shaped`].
+async fn create_kept(
+    api: Api<Secret>,
+    target: &Target,
+    tenant: &str,
+    versions: &Mutex<HashMap<Target, String>>,
+) -> Result<()> {
+    let version = create_shaped(api, target, tenant).await?;
+    lock(versions).insert(target.clone(), version);
     Ok(())
+}
+
+/// The rotation's write of one replica as the operator sends it: data `b`
+/// and its hash, conditional on the version the create returned.
+async fn rotate_shaped(
+    api: Api<Secret>,
+    target: &Target,
+    versions: &Mutex<HashMap<Target, String>>,
+) -> Result<()> {
+    let version = lock(versions).get(target).cloned().unwrap_or_default();
+    let data = secret(&target.0, &target.1, b'b').data;
+    let hash_pointer = format!(
+        "/metadata/annotations/{}",
+        HASH_ANNOTATION.replace('/', "~1")
+    );
+    let ops = json!([
+        {"op": "replace", "path": "/metadata/resourceVersion", "value": version},
+        {"op": "add", "path": "/data", "value": data},
+        {"op": "add", "path": hash_pointer, "value": shaped_hash(b'b')},
+    ]);
+    let patch: json_patch::Patch = serde_json::from_value(ops)?;
+    let params = PatchParams {
+        field_manager: Some("generic-secrets-operator".to_owned()),
+        ..PatchParams::default()
+    };
+    api.patch(&target.1, &params, &Patch::<()>::Json(patch))
+        .await?;
+    Ok(())
+}
+
+/// The same rotation as a server-side apply of the whole replica (data `c`).
+async fn apply_shaped(api: Api<Secret>, target: &Target, tenant: &str) -> Result<()> {
+    let params = PatchParams::apply("generic-secrets-operator").force();
+    let replica = replica_shaped(target, tenant, b'c');
+    api.patch(&target.1, &params, &Patch::Apply(&replica))
+        .await?;
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What one resource-group object costs in scenario 4, done by the bench;
@@ -192,7 +269,9 @@ async fn object_writes(cluster: &Cluster, target: &Target, shaped: Option<&str>)
     api.patch(name, &PatchParams::default(), &Patch::<()>::Json(add))
         .await?;
     match shaped {
-        Some(tenant) => create_shaped(cluster.secrets(ns), target, tenant, b'a', false).await?,
+        Some(tenant) => {
+            create_shaped(cluster.secrets(ns), target, tenant).await?;
+        }
         None => create(cluster.secrets(ns), target, b'a').await?,
     }
     let now = jiff::Timestamp::now()
