@@ -3,8 +3,8 @@
 //! `--write-concurrency`), and the cache answers what a write needs to know
 //! (absent: create; ours with old data: patch data and hash, ours otherwise
 //! stale: apply; both at the cached resourceVersion), so a replica written
-//! costs one request. Only a 409 (the cache lagged, or a
-//! Secret we do not cache is in the way) costs a read of that one target.
+//! costs one request. Only a 409 (the cache lagged, or a Secret we do not
+//! cache is in the way) costs a read of that one target.
 //! Every write is conditional, so a Secret that appears or changes in
 //! between is never overwritten.
 
