@@ -20,6 +20,11 @@ fn gs(scope: Scope) -> GenericSecret {
     gs
 }
 
+/// The replica in resource group `rg-a` of object `tenant/creds`.
+fn replica_in_rg_a(scope: Scope, payload: &Payload) -> Secret {
+    desired_secret(&gs(scope), "tenant", "creds", "rg-a", payload)
+}
+
 fn data(v: &str) -> Data {
     BTreeMap::from([("k".into(), ByteString(v.as_bytes().to_vec()))])
 }
@@ -41,13 +46,7 @@ fn owner_label_fits_label_limits() {
 
 #[test]
 fn desired_secret_is_labelled_and_owned_only_in_its_namespace() {
-    let tw = desired_secret(
-        &gs(Scope::TenantWide),
-        "tenant",
-        "creds",
-        "rg-a",
-        &Payload::new(data("a")),
-    );
+    let tw = replica_in_rg_a(Scope::TenantWide, &Payload::new(data("a")));
     assert!(is_managed(&tw, "tenant"));
     assert!(!is_managed(&tw, "other-tenant"));
     let cached = Replica::of(&tw, "tenant");
@@ -74,13 +73,7 @@ fn desired_secret_is_labelled_and_owned_only_in_its_namespace() {
 
 #[test]
 fn drift_detects_edits_and_foreign_keys() {
-    let want = desired_secret(
-        &gs(Scope::TenantWide),
-        "tenant",
-        "creds",
-        "rg-a",
-        &Payload::new(data("a")),
-    );
+    let want = replica_in_rg_a(Scope::TenantWide, &Payload::new(data("a")));
     let hash = data_hash(&data("a"));
     let seen = |s: &Secret| Replica::of(s, "tenant");
     assert!(drift(&seen(&want), &want, &hash).is_current());
@@ -107,17 +100,11 @@ fn drift_detects_edits_and_foreign_keys() {
 
 #[test]
 fn only_a_change_of_data_is_patched() {
-    let old = desired_secret(
-        &gs(Scope::TenantWide),
-        "tenant",
-        "creds",
-        "rg-a",
-        &Payload::new(data("a")),
-    );
+    let old = replica_in_rg_a(Scope::TenantWide, &Payload::new(data("a")));
     let mut live = Replica::of(&old, "tenant");
     live.resource_version = Some("7".into());
     let payload = Payload::new(data("b"));
-    let want = desired_secret(&gs(Scope::TenantWide), "tenant", "creds", "rg-a", &payload);
+    let want = replica_in_rg_a(Scope::TenantWide, &payload);
     let patch = data_patch(&live, &want, &payload.hash).expect("a rotation is a data patch");
     let ops = serde_json::to_value(&patch).expect("a patch serializes");
     assert_eq!(ops[0]["path"], "/metadata/resourceVersion");
@@ -132,7 +119,7 @@ fn only_a_change_of_data_is_patched() {
     );
     assert_eq!(ops[2]["value"], payload.hash);
 
-    let current = desired_secret(&gs(Scope::TenantWide), "tenant", "creds", "rg-a", &payload);
+    let current = replica_in_rg_a(Scope::TenantWide, &payload);
     let mut current = Replica::of(&current, "tenant");
     current.resource_version = Some("8".into());
     assert!(data_patch(&current, &want, &payload.hash).is_none());
@@ -148,7 +135,7 @@ fn only_a_change_of_data_is_patched() {
     let mut relabelled = Replica::of(&edited, "tenant");
     relabelled.resource_version = Some("7".into());
     assert!(data_patch(&relabelled, &want, &payload.hash).is_none());
-    let other_writer = desired_secret(&gs(Scope::Tenant), "tenant", "creds", "rg-a", &payload);
+    let other_writer = replica_in_rg_a(Scope::Tenant, &payload);
     let mut other_writer = Replica::of(&other_writer, "tenant");
     other_writer.data_hash = live.data_hash.clone();
     other_writer.resource_version = Some("9".into());
