@@ -169,8 +169,11 @@ fn same_namespace_owner(gs: &GenericSecret, namespace: &str) -> Option<OwnerRefe
 /// What differs between a live replica and the desired one, if anything.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Drift {
-    /// Data, type, our labels or annotations differ: apply the desired Secret.
-    pub needs_apply: bool,
+    /// The data, or the annotation with its hash, differs.
+    pub stale_data: bool,
+    /// The type, our labels, the writer annotation or a needed owner
+    /// reference differ.
+    pub stale_metadata: bool,
     /// Data keys or `ext.ai.sap.com/` labels that someone else added; server-side
     /// apply cannot remove fields it does not own, so these need a patch.
     pub extra_data_keys: Vec<String>,
@@ -178,8 +181,13 @@ pub struct Drift {
 }
 
 impl Drift {
+    /// Data, type, our labels or annotations differ: write the desired Secret.
+    pub fn needs_apply(&self) -> bool {
+        self.stale_data || self.stale_metadata
+    }
+
     pub fn is_current(&self) -> bool {
-        !self.needs_apply && self.extra_data_keys.is_empty() && self.extra_labels.is_empty()
+        !self.needs_apply() && self.extra_data_keys.is_empty() && self.extra_labels.is_empty()
     }
 }
 
@@ -196,10 +204,17 @@ pub fn drift(live: &Replica, desired: &Secret, hash: &str) -> Drift {
         .collect();
     // Extra keys alone change the hash; the values of ours may still match,
     // but only a write can tell, and it is a no-op if they do.
-    let needs_apply = *live.data_hash != *hash
-        || live.type_.as_deref() != desired.type_.as_deref()
+    let stale_data =
+        *live.data_hash != *hash || live.annotations.get(HASH_ANNOTATION) != Some(hash);
+    let other_annotations = desired
+        .annotations()
+        .iter()
+        .filter(|(k, _)| *k != HASH_ANNOTATION);
+    let stale_metadata = live.type_.as_deref() != desired.type_.as_deref()
         || !subset(desired.labels(), &live.labels)
-        || !subset(desired.annotations(), &live.annotations)
+        || !other_annotations
+            .into_iter()
+            .all(|(k, v)| live.annotations.get(k) == Some(v))
         || live.owner_references != desired.metadata.owner_references
             && desired.metadata.owner_references.is_some();
     let extra_labels = live
@@ -209,7 +224,8 @@ pub fn drift(live: &Replica, desired: &Secret, hash: &str) -> Drift {
         .map(str::to_owned)
         .collect();
     Drift {
-        needs_apply,
+        stale_data,
+        stale_metadata,
         extra_data_keys,
         extra_labels,
     }
@@ -224,16 +240,15 @@ pub fn drift(live: &Replica, desired: &Secret, hash: &str) -> Drift {
 /// None when anything else differs, or the version is unknown: then apply.
 pub fn data_patch(live: &Replica, desired: &Secret, hash: &str) -> Option<json_patch::Patch> {
     let resource_version = live.resource_version.as_deref()?;
-    let mut want = desired.annotations().clone();
-    want.remove(HASH_ANNOTATION);
     let drift = drift(live, desired, hash);
+    // Exactly the desired owner references: an extra one (a Secret taken
+    // over from a resource-group object) is released after an apply.
     let only_data = live.managed
+        && drift.stale_data
+        && !drift.stale_metadata
         && drift.extra_labels.is_empty()
-        && live.type_.as_deref() == desired.type_.as_deref()
-        && live.owner_references == desired.metadata.owner_references
-        && subset(desired.labels(), &live.labels)
-        && subset(&want, &live.annotations);
-    if !only_data || !drift.needs_apply {
+        && live.owner_references == desired.metadata.owner_references;
+    if !only_data {
         return None;
     }
     let hash_pointer = format!(

@@ -79,7 +79,7 @@ fn drift_detects_edits_and_foreign_keys() {
     assert!(drift(&seen(&want), &want, &hash).is_current());
     let mut edited = want.clone();
     edited.data = Some(data("b"));
-    assert!(drift(&seen(&edited), &want, &hash).needs_apply);
+    assert!(drift(&seen(&edited), &want, &hash).needs_apply());
     let mut extra = want.clone();
     if let Some(d) = extra.data.as_mut() {
         d.insert("added".into(), ByteString(vec![1]));
